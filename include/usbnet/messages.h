@@ -187,11 +187,10 @@ struct UrbCancel {
   bool operator==(const UrbCancel&) const = default;
 };
 
-using Message =
-    std::variant<Hello, Error, Reply, ListDevices, DeviceList, DeviceArrived, DeviceLeft, Open,
-                 Close, SetConfiguration, GetConfiguration, ClaimInterface, ReleaseInterface,
-                 SetAltSetting, ClearHalt, ResetDevice, KernelDriver, UrbSubmit, UrbComplete,
-                 UrbData, UrbCancel>;
+using Message = std::variant<Hello, Error, Reply, ListDevices, DeviceList, DeviceArrived,
+                             DeviceLeft, Open, Close, SetConfiguration, GetConfiguration,
+                             ClaimInterface, ReleaseInterface, SetAltSetting, ClearHalt,
+                             ResetDevice, KernelDriver, UrbSubmit, UrbComplete, UrbData, UrbCancel>;
 
 MessageType type_of(const Message& message);
 std::uint32_t id_of(const Message& message);  // trans_id or request id; 0 for events

@@ -33,7 +33,8 @@ struct LittleEndian {
   constexpr void set(T v) {
     using U = std::make_unsigned_t<T>;
     const U value = static_cast<U>(v);
-    for (std::size_t i = 0; i < sizeof(T); ++i) bytes[i] = static_cast<std::uint8_t>(value >> (8 * i));
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      bytes[i] = static_cast<std::uint8_t>(value >> (8 * i));
   }
 };
 using le16 = LittleEndian<std::uint16_t>;
@@ -259,11 +260,11 @@ static_assert(sizeof(KernelDriverBody) == 6);
 // MessageHeader), then what the agent needs; then iso_packets le32 packet lengths, then the first
 // piece of OUT data (the rest follows in URB_DATA frames).
 struct UrbSubmitBody {
-  std::uint8_t urb_type;  // UrbType
-  std::uint8_t endpoint;  // address including the direction bit
-  le32 flags;             // transfer flags
-  le16 setup_len;         // 8 for control, else 0
-  le32 data_len;          // OUT: bytes of data; IN: bytes requested
+  std::uint8_t urb_type;             // UrbType
+  std::uint8_t endpoint;             // address including the direction bit
+  le32 flags;                        // transfer flags
+  le16 setup_len;                    // 8 for control, else 0
+  le32 data_len;                     // OUT: bytes of data; IN: bytes requested
   std::uint8_t setup[kSetupLength];  // as USB defines it (wValue etc. little-endian)
   le32 handle;
   le32 timeout_ms;  // 0 = no timeout

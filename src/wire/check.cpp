@@ -65,8 +65,7 @@ std::optional<WireError> check_complete(const UrbComplete& c) {
     if (static_cast<std::uint32_t>(p.status) > kMaxUrbStatus) return WireError::BadStatus;
     iso_sum += p.actual_length;
   }
-  if (c.iso.empty() ? (c.data_len != 0 && c.data_len != c.actual_length)
-                    : iso_sum != c.data_len) {
+  if (c.iso.empty() ? (c.data_len != 0 && c.data_len != c.actual_length) : iso_sum != c.data_len) {
     return WireError::BadDataLength;
   }
   if (c.payload.size() > c.data_len) return WireError::PayloadTooLarge;
@@ -143,16 +142,26 @@ bool operator==(const UrbData& a, const UrbData& b) {
 
 MessageType type_of(const Message& message) {
   static constexpr MessageType kTypes[] = {
-      MessageType::Hello,         MessageType::Error,
-      MessageType::Reply,         MessageType::ListDevices,
-      MessageType::DeviceList,    MessageType::DeviceArrived,
-      MessageType::DeviceLeft,    MessageType::Open,
-      MessageType::Close,         MessageType::SetConfiguration,
-      MessageType::GetConfiguration, MessageType::ClaimInterface,
-      MessageType::ReleaseInterface, MessageType::SetAltSetting,
-      MessageType::ClearHalt,     MessageType::ResetDevice,
-      MessageType::KernelDriver,  MessageType::UrbSubmit,
-      MessageType::UrbComplete,   MessageType::UrbData,
+      MessageType::Hello,
+      MessageType::Error,
+      MessageType::Reply,
+      MessageType::ListDevices,
+      MessageType::DeviceList,
+      MessageType::DeviceArrived,
+      MessageType::DeviceLeft,
+      MessageType::Open,
+      MessageType::Close,
+      MessageType::SetConfiguration,
+      MessageType::GetConfiguration,
+      MessageType::ClaimInterface,
+      MessageType::ReleaseInterface,
+      MessageType::SetAltSetting,
+      MessageType::ClearHalt,
+      MessageType::ResetDevice,
+      MessageType::KernelDriver,
+      MessageType::UrbSubmit,
+      MessageType::UrbComplete,
+      MessageType::UrbData,
       MessageType::UrbCancel,
   };
   static_assert(std::size(kTypes) == std::variant_size_v<Message>);

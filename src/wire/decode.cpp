@@ -161,14 +161,18 @@ Parsed<Message> parse_body(MessageType type, std::uint32_t id, ByteReader& r) {
     return Message{build(*b)};
   };
   switch (type) {
-    case MessageType::Hello: return parse_hello(r, id);
-    case MessageType::Error: return parse_error(r, id);
+    case MessageType::Hello:
+      return parse_hello(r, id);
+    case MessageType::Error:
+      return parse_error(r, id);
     case MessageType::Reply:
       return fixed.operator()<ReplyBody>([id](const ReplyBody& b) {
         return Reply{id, b.value.get()};
       });
-    case MessageType::ListDevices: return Message{ListDevices{id}};
-    case MessageType::DeviceList: return parse_device_list(r, id);
+    case MessageType::ListDevices:
+      return Message{ListDevices{id}};
+    case MessageType::DeviceList:
+      return parse_device_list(r, id);
     case MessageType::DeviceArrived: {
       if (id != 0) return fail(WireError::ReservedNotZero);
       auto d = parse_device(r);
@@ -177,9 +181,8 @@ Parsed<Message> parse_body(MessageType type, std::uint32_t id, ByteReader& r) {
     }
     case MessageType::DeviceLeft:
       if (id != 0) return fail(WireError::ReservedNotZero);
-      return fixed.operator()<DeviceIdBody>([](const DeviceIdBody& b) {
-        return DeviceLeft{b.device_id.get()};
-      });
+      return fixed.operator()<DeviceIdBody>(
+          [](const DeviceIdBody& b) { return DeviceLeft{b.device_id.get()}; });
     case MessageType::Open:
       return fixed.operator()<DeviceIdBody>([id](const DeviceIdBody& b) {
         return Open{id, b.device_id.get()};
@@ -221,13 +224,16 @@ Parsed<Message> parse_body(MessageType type, std::uint32_t id, ByteReader& r) {
         return KernelDriver{id, b.handle.get(), static_cast<KernelDriverOp>(b.op),
                             b.interface_number};
       });
-    case MessageType::UrbSubmit: return parse_submit(r, id);
-    case MessageType::UrbComplete: return parse_complete(r, id);
+    case MessageType::UrbSubmit:
+      return parse_submit(r, id);
+    case MessageType::UrbComplete:
+      return parse_complete(r, id);
     case MessageType::UrbData:
       return fixed.operator()<UrbDataBody>([id, &r](const UrbDataBody& b) {
         return UrbData{id, b.offset.get(), r.take_rest()};
       });
-    case MessageType::UrbCancel: return Message{UrbCancel{id}};
+    case MessageType::UrbCancel:
+      return Message{UrbCancel{id}};
   }
   return fail(WireError::UnknownType);
 }

@@ -1,4 +1,5 @@
 // Encoding of messages into frames (docs/PROTOCOL.md gives every layout).
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -24,8 +25,8 @@ void append_device(Bytes& out, const DeviceInfo& d) {
   h.speed = d.speed;
   h.active_config = d.active_config;
   h.port_count = static_cast<std::uint8_t>(d.port_numbers.size());
-  std::memcpy(h.port_numbers, d.port_numbers.data(), d.port_numbers.size());
-  std::memcpy(h.device_descriptor, d.device_descriptor.data(), kDeviceDescriptorLength);
+  std::copy(d.port_numbers.begin(), d.port_numbers.end(), h.port_numbers);
+  std::copy(d.device_descriptor.begin(), d.device_descriptor.end(), h.device_descriptor);
   h.num_configs = static_cast<std::uint8_t>(d.configs.size());
   h.bos_length = make_le16(static_cast<std::uint16_t>(d.bos.size()));
   h.string_count = make_le16(static_cast<std::uint16_t>(d.strings.size()));
@@ -127,7 +128,7 @@ struct BodyEncoder {
     b.flags = make_le32(m.flags);
     b.setup_len = make_le16(m.type == UrbType::Control ? kSetupLength : 0);
     b.data_len = make_le32(m.data_len);
-    std::memcpy(b.setup, m.setup.data(), kSetupLength);
+    std::copy(m.setup.begin(), m.setup.end(), b.setup);
     b.handle = make_le32(m.handle);
     b.timeout_ms = make_le32(m.timeout_ms);
     b.iso_packets = make_le16(static_cast<std::uint16_t>(m.iso_lengths.size()));

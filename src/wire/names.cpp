@@ -6,27 +6,48 @@ namespace usbnet::wire {
 
 std::string_view message_type_name(MessageType type) {
   switch (type) {
-    case MessageType::Hello: return "HELLO";
-    case MessageType::Error: return "ERROR";
-    case MessageType::Reply: return "REPLY";
-    case MessageType::ListDevices: return "LIST_DEVICES";
-    case MessageType::DeviceList: return "DEVICE_LIST";
-    case MessageType::DeviceArrived: return "DEVICE_ARRIVED";
-    case MessageType::DeviceLeft: return "DEVICE_LEFT";
-    case MessageType::Open: return "OPEN";
-    case MessageType::Close: return "CLOSE";
-    case MessageType::SetConfiguration: return "SET_CONFIGURATION";
-    case MessageType::GetConfiguration: return "GET_CONFIGURATION";
-    case MessageType::ClaimInterface: return "CLAIM_INTERFACE";
-    case MessageType::ReleaseInterface: return "RELEASE_INTERFACE";
-    case MessageType::SetAltSetting: return "SET_ALT_SETTING";
-    case MessageType::ClearHalt: return "CLEAR_HALT";
-    case MessageType::ResetDevice: return "RESET_DEVICE";
-    case MessageType::KernelDriver: return "KERNEL_DRIVER";
-    case MessageType::UrbSubmit: return "URB_SUBMIT";
-    case MessageType::UrbComplete: return "URB_COMPLETE";
-    case MessageType::UrbData: return "URB_DATA";
-    case MessageType::UrbCancel: return "URB_CANCEL";
+    case MessageType::Hello:
+      return "HELLO";
+    case MessageType::Error:
+      return "ERROR";
+    case MessageType::Reply:
+      return "REPLY";
+    case MessageType::ListDevices:
+      return "LIST_DEVICES";
+    case MessageType::DeviceList:
+      return "DEVICE_LIST";
+    case MessageType::DeviceArrived:
+      return "DEVICE_ARRIVED";
+    case MessageType::DeviceLeft:
+      return "DEVICE_LEFT";
+    case MessageType::Open:
+      return "OPEN";
+    case MessageType::Close:
+      return "CLOSE";
+    case MessageType::SetConfiguration:
+      return "SET_CONFIGURATION";
+    case MessageType::GetConfiguration:
+      return "GET_CONFIGURATION";
+    case MessageType::ClaimInterface:
+      return "CLAIM_INTERFACE";
+    case MessageType::ReleaseInterface:
+      return "RELEASE_INTERFACE";
+    case MessageType::SetAltSetting:
+      return "SET_ALT_SETTING";
+    case MessageType::ClearHalt:
+      return "CLEAR_HALT";
+    case MessageType::ResetDevice:
+      return "RESET_DEVICE";
+    case MessageType::KernelDriver:
+      return "KERNEL_DRIVER";
+    case MessageType::UrbSubmit:
+      return "URB_SUBMIT";
+    case MessageType::UrbComplete:
+      return "URB_COMPLETE";
+    case MessageType::UrbData:
+      return "URB_DATA";
+    case MessageType::UrbCancel:
+      return "URB_CANCEL";
   }
   return "UNKNOWN";
 }
@@ -37,13 +58,20 @@ bool is_known_message_type(std::uint16_t type) {
 
 std::string_view urb_status_name(UrbStatus status) {
   switch (status) {
-    case UrbStatus::Completed: return "COMPLETED";
-    case UrbStatus::Error: return "ERROR";
-    case UrbStatus::TimedOut: return "TIMED_OUT";
-    case UrbStatus::Cancelled: return "CANCELLED";
-    case UrbStatus::Stall: return "STALL";
-    case UrbStatus::NoDevice: return "NO_DEVICE";
-    case UrbStatus::Overflow: return "OVERFLOW";
+    case UrbStatus::Completed:
+      return "COMPLETED";
+    case UrbStatus::Error:
+      return "ERROR";
+    case UrbStatus::TimedOut:
+      return "TIMED_OUT";
+    case UrbStatus::Cancelled:
+      return "CANCELLED";
+    case UrbStatus::Stall:
+      return "STALL";
+    case UrbStatus::NoDevice:
+      return "NO_DEVICE";
+    case UrbStatus::Overflow:
+      return "OVERFLOW";
   }
   return "UNKNOWN";
 }
@@ -62,7 +90,8 @@ ErrorText error_text(WireError error) {
       return {"truncated", "the frame ends before a field it declares is complete"};
     case WireError::BadMagic:
       return {"bad magic", "the message does not start with the magic 0x55534200"};
-    case WireError::UnknownType: return {"unknown type", "the message type is not defined"};
+    case WireError::UnknownType:
+      return {"unknown type", "the message type is not defined"};
     case WireError::ReservedNotZero:
       return {"reserved not zero", "a reserved field is not zero"};
     case WireError::LengthMismatch:
@@ -85,17 +114,20 @@ ErrorText error_text(WireError error) {
       return {"too many devices", "DEVICE_LIST holds more than 1024 devices"};
     case WireError::TooManyPorts:
       return {"too many ports", "a device record has more than 7 port numbers"};
-    case WireError::BadSpeed: return {"bad speed", "a device record has an unknown speed"};
+    case WireError::BadSpeed:
+      return {"bad speed", "a device record has an unknown speed"};
     case WireError::TooManyStrings:
       return {"too many strings", "a device record has more than 1024 string descriptors"};
     case WireError::BadConfiguration:
       return {"bad configuration", "SET_CONFIGURATION value is outside -1..255"};
     case WireError::BadKernelDriverOp:
       return {"bad kernel driver op", "KERNEL_DRIVER names an unknown operation"};
-    case WireError::BadUrbType: return {"bad urb type", "urb_type is not 0, 1, 2 or 3"};
+    case WireError::BadUrbType:
+      return {"bad urb type", "urb_type is not 0, 1, 2 or 3"};
     case WireError::BadEndpoint:
       return {"bad endpoint", "the endpoint has reserved bits set or is 0 for a non-control URB"};
-    case WireError::BadFlags: return {"bad flags", "the transfer flags have unknown bits set"};
+    case WireError::BadFlags:
+      return {"bad flags", "the transfer flags have unknown bits set"};
     case WireError::BadSetupLength:
       return {"bad setup length", "setup_len must be 8 for control URBs and 0 for the others"};
     case WireError::SetupMismatch:
@@ -112,7 +144,8 @@ ErrorText error_text(WireError error) {
       return {"payload too large", "the message carries more payload than data_len declares"};
     case WireError::UnexpectedPayload:
       return {"unexpected payload", "a URB_SUBMIT for an IN transfer carries data"};
-    case WireError::BadStatus: return {"bad status", "a URB status is not a known status"};
+    case WireError::BadStatus:
+      return {"bad status", "a URB status is not a known status"};
     case WireError::BadDataLength:
       return {"bad data length",
               "URB_COMPLETE data_len disagrees with actual_length or the iso results"};
@@ -132,8 +165,6 @@ ErrorText error_text(WireError error) {
 }  // namespace
 
 std::string_view wire_error_name(WireError error) { return error_text(error).name; }
-std::string_view wire_error_description(WireError error) {
-  return error_text(error).description;
-}
+std::string_view wire_error_description(WireError error) { return error_text(error).description; }
 
 }  // namespace usbnet::wire
