@@ -306,6 +306,8 @@ struct SetupPacket {
 static_assert(sizeof(SetupPacket) == kSetupLength);
 
 std::string_view message_type_name(MessageType type);
+// "LIBUSB_ERROR_BUSY" for -6, "LIBUSB_SUCCESS" for 0, "LIBUSB_ERROR_UNKNOWN" otherwise.
+std::string_view error_code_name(std::int32_t code);
 std::string_view urb_status_name(UrbStatus status);
 bool is_known_message_type(std::uint16_t type);
 

@@ -56,6 +56,40 @@ bool is_known_message_type(std::uint16_t type) {
   return message_type_name(static_cast<MessageType>(type)) != "UNKNOWN";
 }
 
+std::string_view error_code_name(std::int32_t code) {
+  switch (code) {
+    case 0:
+      return "LIBUSB_SUCCESS";
+    case error_code::kIo:
+      return "LIBUSB_ERROR_IO";
+    case error_code::kInvalidParam:
+      return "LIBUSB_ERROR_INVALID_PARAM";
+    case error_code::kAccess:
+      return "LIBUSB_ERROR_ACCESS";
+    case error_code::kNoDevice:
+      return "LIBUSB_ERROR_NO_DEVICE";
+    case error_code::kNotFound:
+      return "LIBUSB_ERROR_NOT_FOUND";
+    case error_code::kBusy:
+      return "LIBUSB_ERROR_BUSY";
+    case error_code::kTimeout:
+      return "LIBUSB_ERROR_TIMEOUT";
+    case error_code::kOverflow:
+      return "LIBUSB_ERROR_OVERFLOW";
+    case error_code::kPipe:
+      return "LIBUSB_ERROR_PIPE";
+    case error_code::kInterrupted:
+      return "LIBUSB_ERROR_INTERRUPTED";
+    case error_code::kNoMem:
+      return "LIBUSB_ERROR_NO_MEM";
+    case error_code::kNotSupported:
+      return "LIBUSB_ERROR_NOT_SUPPORTED";
+    case error_code::kOther:
+      return "LIBUSB_ERROR_OTHER";
+  }
+  return "LIBUSB_ERROR_UNKNOWN";
+}
+
 std::string_view urb_status_name(UrbStatus status) {
   switch (status) {
     case UrbStatus::Completed:

@@ -1,0 +1,385 @@
+#include "agent/libusb_backend.h"
+
+#include <libusb.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "agent/usb_device_info.h"
+#include "agent/worker.h"
+#include "common/log.h"
+
+namespace usbnet::agent {
+
+namespace asio = boost::asio;
+using wire::UrbStatus;
+
+namespace {
+
+std::int32_t as_wire_error(int libusb_error) {
+  return wire::is_known_error_code(libusb_error) ? libusb_error : wire::error_code::kOther;
+}
+
+struct ContextDeleter {
+  void operator()(libusb_context* ctx) const { libusb_exit(ctx); }
+};
+
+class LibusbBackend;
+
+class LibusbHandle final : public DeviceHandle {
+ public:
+  LibusbHandle(LibusbBackend& backend, libusb_device_handle* handle)
+      : backend_(backend), handle_(handle) {}
+  ~LibusbHandle() override;
+
+  void request(const DeviceRequest& request, RequestDone done) override;
+  void submit(TransferPtr transfer, TransferDone done) override;
+  void cancel(const TransferPtr& transfer) override;
+  void close(std::function<void()> done) override;
+
+ private:
+  // One transfer on its way through libusb.
+  struct InFlight {
+    LibusbHandle* owner = nullptr;
+    TransferPtr transfer;
+    TransferDone done;
+    libusb_transfer* usb = nullptr;
+    std::vector<std::uint8_t> control;       // setup packet + data stage, as libusb wants it
+    std::optional<UrbStatus> submit_failed;  // libusb refused it: never reached the device
+  };
+  static void LIBUSB_CALL on_transfer_done(libusb_transfer* usb);
+  void finish(InFlight* in_flight);  // io thread
+  void maybe_finish_close();
+
+  LibusbBackend& backend_;
+  libusb_device_handle* handle_;
+  std::unordered_map<InFlight*, std::unique_ptr<InFlight>> in_flight_;  // io thread only
+  std::function<void()> close_done_;
+  bool closing_ = false;
+};
+
+class LibusbDevice final : public Device {
+ public:
+  LibusbDevice(LibusbBackend& backend, libusb_device* device, wire::DeviceInfo info)
+      : backend_(backend), device_(libusb_ref_device(device)), info_(std::move(info)) {}
+  ~LibusbDevice() override { libusb_unref_device(device_); }
+
+  wire::DeviceInfo info() const override { return info_; }
+  Expected<std::unique_ptr<DeviceHandle>, std::int32_t> open() override {
+    libusb_device_handle* handle = nullptr;
+    if (const int r = libusb_open(device_, &handle); r != 0) return Unexpected{as_wire_error(r)};
+    return std::unique_ptr<DeviceHandle>(std::make_unique<LibusbHandle>(backend_, handle));
+  }
+  libusb_device* usb() const { return device_; }
+
+ private:
+  LibusbBackend& backend_;
+  libusb_device* device_;
+  wire::DeviceInfo info_;
+};
+
+class LibusbBackend final : public Backend {
+ public:
+  LibusbBackend(asio::any_io_executor io, libusb_context* ctx)
+      : io_(std::move(io)), ctx_(ctx), poll_timer_(io_) {}
+
+  ~LibusbBackend() override { stop(); }
+
+  void start(DeviceListener& listener) override {
+    listener_ = &listener;
+    events_ = std::thread([this] { handle_events(); });
+    if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+      const int r = libusb_hotplug_register_callback(
+          ctx_.get(),
+          static_cast<libusb_hotplug_event>(LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED |
+                                            LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT),
+          LIBUSB_HOTPLUG_ENUMERATE, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+          LIBUSB_HOTPLUG_MATCH_ANY, &LibusbBackend::on_hotplug, this, &hotplug_);
+      if (r == 0) return;
+      log::warn("libusb hotplug unavailable ({}); polling for devices", libusb_error_name(r));
+    }
+    poll_devices();
+  }
+
+  void stop() override {
+    if (stopped_.exchange(true) || !listener_) return;
+    if (hotplug_) libusb_hotplug_deregister_callback(ctx_.get(), hotplug_);
+    poll_timer_.cancel();
+    libusb_interrupt_event_handler(ctx_.get());
+    if (events_.joinable()) events_.join();
+  }
+
+  void post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+  Worker& worker() { return worker_; }
+  libusb_context* context() { return ctx_.get(); }
+
+ private:
+  void handle_events() {
+    while (!stopped_) {
+      timeval tv{0, 200000};
+      libusb_handle_events_timeout_completed(ctx_.get(), &tv, nullptr);
+    }
+  }
+
+  static int LIBUSB_CALL on_hotplug(libusb_context*, libusb_device* device,
+                                    libusb_hotplug_event event, void* self) {
+    auto* backend = static_cast<LibusbBackend*>(self);
+    libusb_ref_device(device);
+    if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED) {
+      backend->arrived(device);
+    } else {
+      backend->post([backend, device] {
+        backend->left(device);
+        libusb_unref_device(device);
+      });
+    }
+    return 0;
+  }
+
+  // Reading descriptors talks to the device: done on the worker thread.
+  void arrived(libusb_device* device) {
+    worker_.post([this, device] {
+      libusb_device_descriptor d{};
+      libusb_get_device_descriptor(device, &d);
+      if (d.bDeviceClass == LIBUSB_CLASS_HUB) {
+        libusb_unref_device(device);
+        return;
+      }
+      wire::DeviceInfo info = read_device_info(device);
+      post([this, device, info = std::move(info)] {
+        if (!stopped_ && !devices_.contains(device)) {
+          auto d = std::make_shared<LibusbDevice>(*this, device, info);
+          devices_.emplace(device, d);
+          listener_->device_arrived(d);
+        }
+        libusb_unref_device(device);
+      });
+    });
+  }
+
+  void left(libusb_device* device) {
+    auto it = devices_.find(device);
+    if (it == devices_.end()) return;
+    const DevicePtr gone = it->second;
+    devices_.erase(it);
+    if (!stopped_) listener_->device_left(gone);
+  }
+
+  // Without hotplug support: compare the device list every two seconds.
+  void poll_devices() {
+    if (stopped_) return;
+    libusb_device** list = nullptr;
+    const ssize_t n = libusb_get_device_list(ctx_.get(), &list);
+    std::map<libusb_device*, bool> present;
+    for (ssize_t i = 0; i < n; ++i) present[list[i]] = true;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (!devices_.contains(list[i]) && !pending_.contains(list[i])) {
+        pending_[list[i]] = true;
+        arrived(libusb_ref_device(list[i]));
+      }
+    }
+    std::vector<libusb_device*> gone;
+    for (const auto& [device, d] : devices_) {
+      if (!present.contains(device)) gone.push_back(device);
+    }
+    for (libusb_device* device : gone) left(device);
+    std::erase_if(pending_, [&](const auto& p) { return devices_.contains(p.first); });
+    if (n >= 0) libusb_free_device_list(list, 1);
+    poll_timer_.expires_after(std::chrono::seconds(2));
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) poll_devices();
+    });
+  }
+
+  asio::any_io_executor io_;
+  std::unique_ptr<libusb_context, ContextDeleter> ctx_;
+  DeviceListener* listener_ = nullptr;
+  std::atomic<bool> stopped_{false};
+  libusb_hotplug_callback_handle hotplug_ = 0;
+  asio::steady_timer poll_timer_;
+  std::map<libusb_device*, DevicePtr> devices_;  // io thread only
+  std::map<libusb_device*, bool> pending_;       // polled arrivals being read
+  Worker worker_;
+  std::thread events_;
+};
+
+// ---- LibusbHandle ------------------------------------------------------------------------
+
+LibusbHandle::~LibusbHandle() {
+  if (handle_) libusb_close(handle_);
+}
+
+void LibusbHandle::request(const DeviceRequest& request, RequestDone done) {
+  // The worker runs it before the close that frees the handle (jobs run in order).
+  backend_.worker().post([this, handle_ = handle_, request, done = std::move(done)] {
+    std::uint32_t value = 0;
+    const int r = std::visit(
+        [&](const auto& m) -> int {
+          using M = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<M, wire::SetConfiguration>) {
+            return libusb_set_configuration(handle_, m.configuration);
+          } else if constexpr (std::is_same_v<M, wire::GetConfiguration>) {
+            int config = 0;
+            const int r = libusb_get_configuration(handle_, &config);
+            value = static_cast<std::uint32_t>(config);
+            return r;
+          } else if constexpr (std::is_same_v<M, wire::ClaimInterface>) {
+            return libusb_claim_interface(handle_, m.interface_number);
+          } else if constexpr (std::is_same_v<M, wire::ReleaseInterface>) {
+            return libusb_release_interface(handle_, m.interface_number);
+          } else if constexpr (std::is_same_v<M, wire::SetAltSetting>) {
+            return libusb_set_interface_alt_setting(handle_, m.interface_number, m.alt_setting);
+          } else if constexpr (std::is_same_v<M, wire::ClearHalt>) {
+            return libusb_clear_halt(handle_, m.endpoint);
+          } else if constexpr (std::is_same_v<M, wire::ResetDevice>) {
+            return libusb_reset_device(handle_);
+          } else {
+            static_assert(std::is_same_v<M, wire::KernelDriver>);
+            switch (m.op) {
+              case wire::KernelDriverOp::Query: {
+                const int r = libusb_kernel_driver_active(handle_, m.interface_number);
+                if (r < 0) return r;
+                value = static_cast<std::uint32_t>(r);
+                return 0;
+              }
+              case wire::KernelDriverOp::Detach:
+                return libusb_detach_kernel_driver(handle_, m.interface_number);
+              case wire::KernelDriverOp::Attach:
+                return libusb_attach_kernel_driver(handle_, m.interface_number);
+            }
+            return LIBUSB_ERROR_INVALID_PARAM;
+          }
+        },
+        request);
+    backend_.post([done, r, value] { done(as_wire_error(r), value); });
+  });
+}
+
+void LibusbHandle::submit(TransferPtr transfer, TransferDone done) {
+  const Transfer& t = *transfer;
+  const int packets = static_cast<int>(t.iso_lengths.size());
+  libusb_transfer* usb = libusb_alloc_transfer(packets);
+  auto in_flight = std::make_unique<InFlight>();
+  InFlight* f = in_flight.get();
+  f->owner = this;
+  f->transfer = std::move(transfer);
+  f->done = std::move(done);
+  f->usb = usb;
+  const auto length = static_cast<int>(f->transfer->buffer.size());
+  unsigned char* data = f->transfer->buffer.data();
+  switch (t.type) {
+    case wire::UrbType::Control:
+      f->control.resize(LIBUSB_CONTROL_SETUP_SIZE + f->transfer->buffer.size());
+      std::copy(t.setup.begin(), t.setup.end(), f->control.begin());
+      if (!t.is_in()) {
+        std::copy(t.buffer.begin(), t.buffer.end(), f->control.begin() + LIBUSB_CONTROL_SETUP_SIZE);
+      }
+      libusb_fill_control_transfer(usb, handle_, f->control.data(), &on_transfer_done, f,
+                                   t.timeout_ms);
+      break;
+    case wire::UrbType::Bulk:
+      libusb_fill_bulk_transfer(usb, handle_, t.endpoint, data, length, &on_transfer_done, f,
+                                t.timeout_ms);
+      break;
+    case wire::UrbType::Interrupt:
+      libusb_fill_interrupt_transfer(usb, handle_, t.endpoint, data, length, &on_transfer_done, f,
+                                     t.timeout_ms);
+      break;
+    case wire::UrbType::Iso:
+      libusb_fill_iso_transfer(usb, handle_, t.endpoint, data, length, packets, &on_transfer_done,
+                               f, t.timeout_ms);
+      for (int i = 0; i < packets; ++i) usb->iso_packet_desc[i].length = t.iso_lengths[i];
+      break;
+  }
+  usb->flags = static_cast<std::uint8_t>(
+      t.flags & (LIBUSB_TRANSFER_SHORT_NOT_OK | LIBUSB_TRANSFER_ADD_ZERO_PACKET));
+  in_flight_.emplace(f, std::move(in_flight));
+  if (const int r = libusb_submit_transfer(usb); r != 0) {
+    log::debug("libusb_submit_transfer failed: {}", libusb_error_name(r));
+    f->submit_failed = r == LIBUSB_ERROR_NO_DEVICE ? UrbStatus::NoDevice : UrbStatus::Error;
+    // Reported after submit() returns, like any other completion.
+    backend_.post([this, f] { finish(f); });
+  }
+}
+
+void LIBUSB_CALL LibusbHandle::on_transfer_done(libusb_transfer* usb) {
+  // Results are read on the io thread; the libusb transfer stays alive until then.
+  auto* f = static_cast<InFlight*>(usb->user_data);
+  f->owner->backend_.post([f] { f->owner->finish(f); });
+}
+
+void LibusbHandle::finish(InFlight* f) {
+  auto node = in_flight_.extract(f);
+  std::unique_ptr<InFlight> owned = std::move(node.mapped());
+  Transfer& t = *owned->transfer;
+  libusb_transfer* usb = owned->usb;
+  if (owned->submit_failed) {
+    t.status = *owned->submit_failed;
+    t.actual_length = 0;
+    t.iso_results.assign(t.iso_lengths.size(), {t.status, 0});
+    libusb_free_transfer(usb);
+    owned->done(owned->transfer);
+    maybe_finish_close();
+    return;
+  }
+  t.status = static_cast<UrbStatus>(usb->status);
+  t.actual_length = static_cast<std::uint32_t>(std::max(usb->actual_length, 0));
+  if (t.type == wire::UrbType::Control && t.is_in()) {
+    const std::size_t n = std::min<std::size_t>(t.actual_length, t.buffer.size());
+    std::copy_n(owned->control.begin() + LIBUSB_CONTROL_SETUP_SIZE, n, t.buffer.begin());
+  }
+  if (t.type == wire::UrbType::Iso) {
+    t.iso_results.clear();
+    for (int i = 0; i < usb->num_iso_packets; ++i) {
+      const auto& p = usb->iso_packet_desc[i];
+      t.iso_results.push_back({static_cast<UrbStatus>(p.status), p.actual_length});
+    }
+  }
+  libusb_free_transfer(usb);
+  owned->done(owned->transfer);
+  maybe_finish_close();
+}
+
+void LibusbHandle::cancel(const TransferPtr& transfer) {
+  for (const auto& [f, owned] : in_flight_) {
+    if (owned->transfer == transfer) libusb_cancel_transfer(f->usb);
+  }
+}
+
+void LibusbHandle::close(std::function<void()> done) {
+  closing_ = true;
+  close_done_ = std::move(done);
+  for (const auto& [f, owned] : in_flight_) libusb_cancel_transfer(f->usb);
+  maybe_finish_close();
+}
+
+void LibusbHandle::maybe_finish_close() {
+  if (!closing_ || !in_flight_.empty() || !close_done_) return;
+  // Closing releases the interfaces; libusb_close may wait for the event thread, so it runs on
+  // the worker, after any request still queued for this handle.
+  auto done = std::move(close_done_);
+  libusb_device_handle* handle = std::exchange(handle_, nullptr);
+  LibusbBackend& backend = backend_;
+  backend.worker().post([&backend, handle, done = std::move(done)] {
+    libusb_close(handle);
+    backend.post(done);
+  });
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Backend>, std::string> make_libusb_backend(asio::any_io_executor io) {
+  libusb_context* ctx = nullptr;
+  if (const int r = libusb_init(&ctx); r != 0) {
+    return Unexpected{std::string("libusb_init failed: ") + libusb_error_name(r)};
+  }
+  return std::unique_ptr<Backend>(std::make_unique<LibusbBackend>(std::move(io), ctx));
+}
+
+}  // namespace usbnet::agent

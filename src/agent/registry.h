@@ -1,0 +1,60 @@
+// The agent's view of its devices: which are exported (the --export filter), the device ids
+// clients know them by, which interface each client holds, and who must hear about arrivals
+// and departures. Lives on the io thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "agent/device.h"
+#include "common/device_filter.h"
+
+namespace usbnet::agent {
+
+class Session;
+
+struct ExportedDevice {
+  std::uint32_t id;
+  DevicePtr device;
+  wire::DeviceInfo info;  // with device_id set
+};
+
+class DeviceRegistry : public DeviceListener {
+ public:
+  explicit DeviceRegistry(DeviceFilter export_filter);
+
+  // DeviceListener (called by backends on the io thread).
+  void device_arrived(const DevicePtr& device) override;
+  void device_left(const DevicePtr& device) override;
+
+  std::vector<wire::DeviceInfo> list() const;
+  const ExportedDevice* find(std::uint32_t device_id) const;
+
+  // Sessions hear about every arrival and departure once they are registered.
+  void add_session(const std::weak_ptr<Session>& session);
+
+  // Interface ownership across clients: a claim fails if another session holds it.
+  struct Owner {
+    const Session* session;
+    std::uint32_t handle;
+  };
+  bool claim(std::uint32_t device_id, std::uint8_t interface_number, Owner owner);
+  void release(std::uint32_t device_id, std::uint8_t interface_number, Owner owner);
+  // True if a session other than `asking` holds any interface of the device.
+  bool claimed_by_other(std::uint32_t device_id, const Session* asking) const;
+
+ private:
+  template <typename Fn>
+  void for_each_session(Fn&& fn);
+
+  DeviceFilter export_filter_;
+  std::uint32_t next_id_ = 1;
+  std::map<std::uint32_t, ExportedDevice> devices_;
+  std::vector<std::weak_ptr<Session>> sessions_;
+  std::map<std::pair<std::uint32_t, std::uint8_t>, Owner> claims_;
+};
+
+}  // namespace usbnet::agent

@@ -1,0 +1,404 @@
+#include "agent/session.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace usbnet::agent {
+
+using namespace wire::error_code;
+using wire::UrbStatus;
+
+Session::Session(DeviceRegistry& registry, SessionOptions options)
+    : registry_(registry), options_(std::move(options)) {}
+
+Session::~Session() { log::debug("{}: session ended", peer_); }
+
+void Session::attach(std::shared_ptr<transport::Connection> connection) {
+  connection_ = std::move(connection);
+  peer_ = connection_->peer_name();
+}
+
+// ---- dispatching messages ------------------------------------------------------------------
+
+void Session::on_message(wire::Message&& message) {
+  if (closed_) return;
+  if (!hello_done_ && !std::holds_alternative<wire::Hello>(message)) {
+    return protocol_violation(
+        fmt::format("{} before HELLO", wire::message_type_name(wire::type_of(message))));
+  }
+  std::visit([this](auto& m) { handle(m); }, message);
+}
+
+template <typename Other>
+void Session::handle(Other& m) {
+  // Replies, completions, lists and events travel from the agent to clients, never back.
+  protocol_violation(
+      fmt::format("unexpected {} from a client", wire::message_type_name(wire::type_of(m))));
+}
+
+void Session::protocol_violation(const std::string& what) {
+  log::warn("{}: protocol violation: {}; closing the connection", peer_, what);
+  connection_->send(wire::Error{0, kIo, "protocol error: " + what});
+  connection_->close("protocol violation: " + what);
+}
+
+void Session::reply(std::uint32_t id, std::int32_t result, std::uint32_t value) {
+  if (result == 0) {
+    connection_->send(wire::Reply{id, value});
+  } else {
+    connection_->send(wire::Error{id, wire::is_known_error_code(result) ? result : kOther,
+                                  std::string(wire::error_code_name(result))});
+  }
+}
+
+void Session::handle(wire::Hello& m) {
+  if (hello_done_) return protocol_violation("a second HELLO");
+  if (m.auth_method != wire::AuthMethod::None) {
+    log::info("{}: ignoring authentication data (this agent requires none)", peer_);
+  }
+  connection_->set_peer_heartbeat(std::chrono::milliseconds(m.heartbeat_ms));
+  connection_->send(wire::Hello{m.id,
+                                wire::kProtocolVersion,
+                                options_.capabilities,
+                                options_.heartbeat_ms,
+                                wire::AuthMethod::None,
+                                {},
+                                options_.agent_name});
+  hello_done_ = true;
+  log::info("{}: client connected ({})", peer_, m.name.empty() ? "unnamed" : m.name);
+}
+
+void Session::handle(wire::ListDevices& m) {
+  connection_->send(wire::DeviceList{m.id, registry_.list()});
+}
+
+void Session::device_arrived(const wire::DeviceInfo& info) {
+  if (hello_done_ && !closed_) connection_->send(wire::DeviceArrived{info});
+}
+
+void Session::device_left(std::uint32_t device_id) {
+  if (closed_) return;
+  for (auto& [id, h] : handles_) {
+    if (h.device_id != device_id) continue;
+    h.gone = true;
+    h.claimed.clear();
+    // URBs still waiting for their payload never reached the device: they end here.
+    std::vector<std::uint32_t> waiting;
+    for (const auto& [trans_id, urb] : urbs_) {
+      if (urb.handle == id && !urb.dispatched && !urb.refused) waiting.push_back(trans_id);
+    }
+    for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
+  }
+  if (hello_done_) connection_->send(wire::DeviceLeft{device_id});
+}
+
+// ---- handles and device requests -----------------------------------------------------------
+
+Session::OpenHandle* Session::find_handle(std::uint32_t handle_id) {
+  auto it = handles_.find(handle_id);
+  return it == handles_.end() ? nullptr : &it->second;
+}
+
+void Session::handle(wire::Open& m) {
+  const ExportedDevice* device = registry_.find(m.device_id);
+  if (!device) return reply(m.id, kNoDevice);
+  auto opened = device->device->open();
+  if (!opened) return reply(m.id, opened.error());
+  const std::uint32_t handle_id = next_handle_++;
+  handles_.emplace(handle_id, OpenHandle{m.device_id, std::move(*opened)});
+  log::debug("{}: opened device {} as handle {}", peer_, m.device_id, handle_id);
+  reply(m.id, 0, handle_id);
+}
+
+void Session::handle(wire::Close& m) {
+  OpenHandle* h = find_handle(m.handle);
+  if (!h || h->closing) return reply(m.id, kNotFound);
+  close_handle(m.handle, [self = shared_from_this(), id = m.id] {
+    if (!self->closed_) self->reply(id, 0);
+  });
+}
+
+void Session::close_handle(std::uint32_t handle_id, std::function<void()> done) {
+  OpenHandle& h = handles_.at(handle_id);
+  h.closing = true;
+  std::vector<std::uint32_t> mine;
+  for (const auto& [trans_id, urb] : urbs_) {
+    if (urb.handle == handle_id) mine.push_back(trans_id);
+  }
+  for (std::uint32_t trans_id : mine) {
+    auto it = urbs_.find(trans_id);
+    if (it == urbs_.end()) continue;
+    if (it->second.dispatched) {
+      h.handle->cancel(it->second.transfer);
+    } else if (!it->second.refused) {
+      refuse_waiting(trans_id, UrbStatus::Cancelled);
+    }
+  }
+  h.handle->close([self = shared_from_this(), handle_id, done = std::move(done)] {
+    auto it = self->handles_.find(handle_id);
+    if (it != self->handles_.end()) {
+      for (std::uint8_t iface : it->second.claimed) {
+        self->registry_.release(it->second.device_id, iface, {self.get(), handle_id});
+      }
+      self->handles_.erase(it);
+    }
+    done();
+  });
+}
+
+template <typename Request>
+requires requires(Request r) { r.handle; }
+void Session::handle(Request& m) {
+  OpenHandle* h = find_handle(m.handle);
+  if (!h || h->closing) return reply(m.id, kNotFound);
+  if (h->gone) return reply(m.id, kNoDevice);
+  if constexpr (std::is_same_v<Request, wire::ClaimInterface>) {
+    if (!registry_.claim(h->device_id, m.interface_number, {this, m.handle})) {
+      log::info("{}: interface {} of device {} is claimed by another client", peer_,
+                m.interface_number, h->device_id);
+      return reply(m.id, kBusy);
+    }
+  } else if constexpr (std::is_same_v<Request, wire::ReleaseInterface>) {
+    if (!h->claimed.contains(m.interface_number)) return reply(m.id, kNotFound);
+  } else if constexpr (std::is_same_v<Request, wire::SetConfiguration>) {
+    // As on Linux: not while any interface of the device is claimed.
+    if (!h->claimed.empty() || registry_.claimed_by_other(h->device_id, this)) {
+      return reply(m.id, kBusy);
+    }
+  }
+  device_request(m.id, m.handle, m);
+}
+
+void Session::device_request(std::uint32_t id, std::uint32_t handle_id,
+                             const DeviceRequest& request) {
+  OpenHandle& h = handles_.at(handle_id);
+  h.handle->request(request, [self = shared_from_this(), id, handle_id, request](
+                                 std::int32_t result, std::uint32_t value) {
+    OpenHandle* h = self->find_handle(handle_id);
+    if (h) {
+      if (const auto* claim = std::get_if<wire::ClaimInterface>(&request)) {
+        if (result == 0) {
+          h->claimed.insert(claim->interface_number);
+        } else {
+          self->registry_.release(h->device_id, claim->interface_number, {self.get(), handle_id});
+        }
+      } else if (const auto* release = std::get_if<wire::ReleaseInterface>(&request)) {
+        if (result == 0) {
+          h->claimed.erase(release->interface_number);
+          self->registry_.release(h->device_id, release->interface_number, {self.get(), handle_id});
+        }
+      }
+    }
+    if (!self->closed_) self->reply(id, result, value);
+  });
+}
+
+// ---- URBs ----------------------------------------------------------------------------------
+
+void Session::handle(wire::UrbSubmit& m) {
+  if (urbs_.contains(m.trans_id) || assembler_.expecting(m.trans_id)) {
+    return protocol_violation(fmt::format("trans_id {} is already in flight", m.trans_id));
+  }
+  auto expecting = assembler_.begin(m.trans_id, m.is_in() ? 0 : m.data_len,
+                                    static_cast<std::uint32_t>(m.payload.size()));
+  if (!expecting) return protocol_violation(std::string(wire::wire_error_name(expecting.error())));
+
+  auto transfer = std::make_shared<Transfer>();
+  transfer->trans_id = m.trans_id;
+  transfer->type = m.type;
+  transfer->endpoint = m.endpoint;
+  transfer->flags = m.flags;
+  transfer->setup = m.setup;
+  transfer->timeout_ms = m.timeout_ms;
+  transfer->iso_lengths = m.iso_lengths;
+
+  const EndpointKey key{m.handle, m.type == wire::UrbType::Control ? std::uint8_t{0} : m.endpoint};
+  const std::size_t cost = m.data_len;
+  Urb urb{transfer, m.handle, key, cost};
+  urb.received = static_cast<std::uint32_t>(m.payload.size());
+
+  OpenHandle* h = find_handle(m.handle);
+  std::optional<UrbStatus> refused;
+  if (!h || h->closing) {
+    refused = UrbStatus::Error;
+  } else if (h->gone) {
+    refused = UrbStatus::NoDevice;
+  } else if (bytes_in_flight_ + cost > options_.max_bytes_in_flight) {
+    log::warn("{}: URB {} refused: the client's URBs already hold {} MiB", peer_, m.trans_id,
+              bytes_in_flight_ >> 20);
+    refused = UrbStatus::Error;
+  }
+  if (refused) {
+    // Its remaining payload pieces are still coming and are consumed, unread, by handle(UrbData).
+    transfer->status = *refused;
+    urb.cost = 0;
+    urb.refused = true;
+    urbs_.emplace(m.trans_id, std::move(urb));
+    if (!*expecting) complete(m.trans_id, transfer);
+    return;
+  }
+
+  transfer->buffer.resize(m.data_len);
+  std::copy(m.payload.begin(), m.payload.end(), transfer->buffer.begin());
+  bytes_in_flight_ += cost;
+  urbs_.emplace(m.trans_id, std::move(urb));
+  waiting_[key].push_back(m.trans_id);
+  pump(key);
+}
+
+void Session::handle(wire::UrbData& piece) {
+  auto whole = assembler_.accept(piece);
+  if (!whole) return protocol_violation(std::string(wire::wire_error_name(whole.error())));
+  Urb& urb = urbs_.at(piece.trans_id);
+  if (!urb.transfer->buffer.empty()) {
+    std::copy(piece.payload.begin(), piece.payload.end(),
+              urb.transfer->buffer.begin() + piece.offset);
+  }
+  urb.received += static_cast<std::uint32_t>(piece.payload.size());
+  if (!*whole) return;
+  if (urb.refused) {
+    // Its payload is consumed; now it can be answered.
+    complete(piece.trans_id, urb.transfer);
+  } else {
+    pump(urb.key);
+  }
+}
+
+void Session::handle(wire::UrbCancel& m) {
+  auto it = urbs_.find(m.trans_id);
+  if (it == urbs_.end()) return;  // already completed: the completion is on its way
+  Urb& urb = it->second;
+  if (urb.dispatched) {
+    if (OpenHandle* h = find_handle(urb.handle)) h->handle->cancel(urb.transfer);
+    return;
+  }
+  // Not on the device yet (its payload was still arriving, or it was refused): it ends here.
+  const EndpointKey key = urb.key;
+  const bool refused = urb.refused;
+  assembler_.forget(m.trans_id);
+  if (refused) {
+    complete(m.trans_id, urb.transfer);
+  } else {
+    fail_urb(m.trans_id, UrbStatus::Cancelled);
+    pump(key);
+  }
+}
+
+void Session::pump(const EndpointKey& key) {
+  auto it = waiting_.find(key);
+  if (it == waiting_.end()) return;
+  std::deque<std::uint32_t>& queue = it->second;
+  while (!queue.empty()) {
+    const std::uint32_t trans_id = queue.front();
+    if (assembler_.expecting(trans_id)) break;  // its payload is still arriving
+    queue.pop_front();
+    dispatch(trans_id);
+  }
+  if (queue.empty()) waiting_.erase(key);
+}
+
+void Session::dispatch(std::uint32_t trans_id) {
+  Urb& urb = urbs_.at(trans_id);
+  urb.dispatched = true;
+  OpenHandle* h = find_handle(urb.handle);
+  if (!h || h->gone) return fail_urb(trans_id, UrbStatus::NoDevice);
+  // The backend may complete it before submit() returns.
+  h->handle->submit(urb.transfer, [self = shared_from_this(), trans_id](const TransferPtr& t) {
+    self->complete(trans_id, t);
+  });
+}
+
+// A URB that has not reached the device will not: it is answered with `status` as soon as the
+// rest of its payload (which the client may still be sending) has been consumed.
+void Session::refuse_waiting(std::uint32_t trans_id, UrbStatus status) {
+  Urb& urb = urbs_.at(trans_id);
+  auto queue = waiting_.find(urb.key);
+  if (queue != waiting_.end()) {
+    std::erase(queue->second, trans_id);
+    if (queue->second.empty()) waiting_.erase(queue);
+  }
+  urb.refused = true;
+  urb.transfer->status = status;
+  urb.transfer->buffer = {};
+  bytes_in_flight_ -= urb.cost;
+  urb.cost = 0;
+  if (!assembler_.expecting(trans_id)) fail_urb(trans_id, status);
+}
+
+void Session::fail_urb(std::uint32_t trans_id, UrbStatus status) {
+  auto it = urbs_.find(trans_id);
+  if (it == urbs_.end()) return;
+  const TransferPtr& t = it->second.transfer;
+  t->status = status;
+  t->actual_length = 0;
+  t->iso_results.assign(t->iso_lengths.size(), wire::IsoPacketResult{status, 0});
+  if (!it->second.dispatched) {
+    auto queue = waiting_.find(it->second.key);
+    if (queue != waiting_.end()) {
+      std::erase(queue->second, trans_id);
+      if (queue->second.empty()) waiting_.erase(queue);
+    }
+  }
+  complete(trans_id, t);
+}
+
+void Session::complete(std::uint32_t trans_id, TransferPtr t) {
+  auto it = urbs_.find(trans_id);
+  if (it == urbs_.end()) return;
+  bytes_in_flight_ -= it->second.cost;
+  urbs_.erase(it);
+
+  wire::UrbComplete c;
+  c.trans_id = trans_id;
+  c.status = t->status;
+  c.actual_length =
+      std::min<std::uint32_t>(t->actual_length, static_cast<std::uint32_t>(t->buffer.size()));
+  std::shared_ptr<const void> keepalive = t;
+  if (!t->iso_lengths.empty()) {
+    // Isochronous: per-packet results; IN data travels compact (each packet's actual bytes).
+    if (t->iso_results.size() != t->iso_lengths.size()) {
+      log::error("{}: backend returned {} iso results for {} packets (URB {})", peer_,
+                 t->iso_results.size(), t->iso_lengths.size(), trans_id);
+      t->iso_results.assign(t->iso_lengths.size(), wire::IsoPacketResult{UrbStatus::Error, 0});
+    }
+    auto compact = std::make_shared<wire::Bytes>();
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < t->iso_lengths.size(); ++i) {
+      auto& p = t->iso_results[i];
+      p.actual_length = std::min(p.actual_length, t->iso_lengths[i]);
+      if (t->is_in() && offset + p.actual_length <= t->buffer.size()) {
+        compact->insert(compact->end(), t->buffer.begin() + static_cast<std::ptrdiff_t>(offset),
+                        t->buffer.begin() + static_cast<std::ptrdiff_t>(offset + p.actual_length));
+      } else if (t->is_in()) {
+        p.actual_length = 0;
+      }
+      offset += t->iso_lengths[i];
+    }
+    c.iso = t->iso_results;
+    c.data_len = static_cast<std::uint32_t>(compact->size());
+    c.payload = *compact;
+    keepalive = compact;
+  } else if (t->is_in()) {
+    c.data_len = c.actual_length;
+    c.payload = wire::ByteView(t->buffer.data(), c.actual_length);
+  }
+  if (!closed_) connection_->send_urb(c, std::move(keepalive));
+}
+
+// ---- the end of the connection -------------------------------------------------------------
+
+void Session::on_closed(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  log::info("{}: client disconnected ({}); releasing what it held", peer_, reason);
+  assembler_ = wire::PieceAssembler{};
+  std::vector<std::uint32_t> open;
+  for (const auto& [id, h] : handles_) {
+    if (!h.closing) open.push_back(id);
+  }
+  for (std::uint32_t id : open) close_handle(id, [] {});
+}
+
+}  // namespace usbnet::agent

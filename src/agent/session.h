@@ -1,0 +1,106 @@
+// One client connection to the agent: the handshake, its open handles, its claims and its URBs.
+//
+// Everything runs on the io thread. URBs are run by the device backends asynchronously; OUT
+// URBs whose payload is still arriving in pieces hold back the later URBs of their endpoint, so
+// a device sees each endpoint's URBs in the order the client sent them. When the connection
+// ends, the session cancels its URBs, closes its handles and releases its interfaces; it lives
+// until the last backend callback has run.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "agent/device.h"
+#include "agent/registry.h"
+#include "transport/connection.h"
+#include "usbnet/pieces.h"
+
+namespace usbnet::agent {
+
+struct SessionOptions {
+  std::string agent_name = "usbnet-agent";
+  std::uint32_t heartbeat_ms = 5000;
+  std::uint32_t capabilities = wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver;
+  // Memory the URBs of one client may hold (their buffers); past it a URB fails with ERROR.
+  std::size_t max_bytes_in_flight = 256u << 20;
+};
+
+class Session : public transport::ConnectionHandler, public std::enable_shared_from_this<Session> {
+ public:
+  Session(DeviceRegistry& registry, SessionOptions options);
+  ~Session() override;
+
+  void attach(std::shared_ptr<transport::Connection> connection);
+
+  void on_message(wire::Message&& message) override;
+  void on_closed(const std::string& reason) override;
+
+  // From the registry.
+  void device_arrived(const wire::DeviceInfo& info);
+  void device_left(std::uint32_t device_id);
+
+  const std::string& peer() const { return peer_; }
+
+ private:
+  struct OpenHandle {
+    std::uint32_t device_id = 0;
+    std::unique_ptr<DeviceHandle> handle;
+    std::set<std::uint8_t> claimed = {};
+    bool gone = false;     // the device left: requests answer NO_DEVICE
+    bool closing = false;  // CLOSE in progress
+  };
+  using EndpointKey = std::pair<std::uint32_t, std::uint8_t>;  // handle, endpoint (0: control)
+  struct Urb {
+    TransferPtr transfer;
+    std::uint32_t handle = 0;
+    EndpointKey key;
+    std::size_t cost = 0;        // bytes charged against max_bytes_in_flight
+    std::uint32_t received = 0;  // OUT payload bytes so far
+    bool dispatched = false;     // handed to the device
+    bool refused = false;        // answered without reaching the device (status preset)
+  };
+
+  void handle(wire::Hello& m);
+  void handle(wire::ListDevices& m);
+  void handle(wire::Open& m);
+  void handle(wire::Close& m);
+  void handle(wire::UrbSubmit& m);
+  void handle(wire::UrbData& m);
+  void handle(wire::UrbCancel& m);
+  template <typename Request>
+  requires requires(Request r) { r.handle; }
+  void handle(Request& m);
+  template <typename Other>
+  void handle(Other& m);
+
+  void device_request(std::uint32_t id, std::uint32_t handle_id, const DeviceRequest& request);
+  void close_handle(std::uint32_t handle_id, std::function<void()> done);
+  void pump(const EndpointKey& key);
+  void dispatch(std::uint32_t trans_id);
+  void complete(std::uint32_t trans_id, TransferPtr transfer);
+  void fail_urb(std::uint32_t trans_id, wire::UrbStatus status);
+  void refuse_waiting(std::uint32_t trans_id, wire::UrbStatus status);
+  void reply(std::uint32_t id, std::int32_t result, std::uint32_t value = 0);
+  void protocol_violation(const std::string& what);
+  OpenHandle* find_handle(std::uint32_t handle_id);
+
+  DeviceRegistry& registry_;
+  SessionOptions options_;
+  std::shared_ptr<transport::Connection> connection_;
+  std::string peer_;
+  bool hello_done_ = false;
+  bool closed_ = false;
+  std::uint32_t next_handle_ = 1;
+  std::map<std::uint32_t, OpenHandle> handles_;
+  std::unordered_map<std::uint32_t, Urb> urbs_;
+  std::map<EndpointKey, std::deque<std::uint32_t>> waiting_;  // not yet dispatched, in order
+  wire::PieceAssembler assembler_;
+  std::size_t bytes_in_flight_ = 0;
+};
+
+}  // namespace usbnet::agent

@@ -1,0 +1,15 @@
+// The simulated devices of docs/DEVICES.md.
+#pragma once
+
+#include <memory>
+
+#include "agent/sim/sim_device.h"
+
+namespace usbnet::agent::sim {
+
+std::shared_ptr<SimDevice> make_loopback(boost::asio::any_io_executor executor);
+std::shared_ptr<SimDevice> make_loopback3(boost::asio::any_io_executor executor);
+std::shared_ptr<SimDevice> make_mouse(boost::asio::any_io_executor executor);
+std::shared_ptr<SimDevice> make_audio(boost::asio::any_io_executor executor);
+
+}  // namespace usbnet::agent::sim

@@ -1,0 +1,105 @@
+#include "agent/sim/sim_backend.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+
+#include "agent/sim/devices.h"
+#include "common/log.h"
+
+namespace usbnet::agent::sim {
+
+namespace {
+
+using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> f = {
+      {"loopback", &make_loopback},
+      {"loopback3", &make_loopback3},
+      {"mouse", &make_mouse},
+      {"audio", &make_audio},
+  };
+  return f;
+}
+
+class SimBackend final : public Backend {
+ public:
+  SimBackend(boost::asio::any_io_executor executor, std::vector<std::string> names)
+      : executor_(std::move(executor)) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      slots_.push_back(
+          std::make_unique<Slot>(Slot{names[i], nullptr, static_cast<std::uint8_t>(i + 1),
+                                      boost::asio::steady_timer(executor_)}));
+    }
+  }
+
+  void start(DeviceListener& listener) override {
+    listener_ = &listener;
+    for (auto& slot : slots_) plug(*slot);
+  }
+
+  void stop() override {
+    stopped_ = true;
+    for (auto& slot : slots_) {
+      slot->replug.cancel();
+      if (slot->device) slot->device->unplug();
+    }
+  }
+
+ private:
+  struct Slot {
+    std::string name;
+    std::shared_ptr<SimDevice> device;
+    std::uint8_t port;
+    boost::asio::steady_timer replug;
+  };
+
+  // A new device on the slot's port, with the next address, as after a real enumeration.
+  void plug(Slot& slot) {
+    slot.device = factories().at(slot.name)(executor_);
+    slot.device->set_location(1, next_address_++, slot.port);
+    slot.device->on_detach([this, &slot](std::chrono::milliseconds delay) { detach(slot, delay); });
+    listener_->device_arrived(slot.device);
+  }
+
+  void detach(Slot& slot, std::chrono::milliseconds delay) {
+    if (stopped_ || !slot.device) return;
+    log::info("simulated {} leaves the bus for {} ms", slot.name, delay.count());
+    std::shared_ptr<SimDevice> gone = std::move(slot.device);
+    gone->unplug();
+    listener_->device_left(gone);
+    slot.replug.expires_after(delay);
+    slot.replug.async_wait([this, &slot](const boost::system::error_code& ec) {
+      if (!ec && !stopped_) plug(slot);
+    });
+  }
+
+  boost::asio::any_io_executor executor_;
+  DeviceListener* listener_ = nullptr;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::uint8_t next_address_ = 2;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+std::vector<std::string> device_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : factories()) names.push_back(name);
+  return names;
+}
+
+Expected<std::unique_ptr<Backend>, std::string> make_sim_backend(
+    boost::asio::any_io_executor executor, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    if (!factories().contains(name)) {
+      std::string valid;
+      for (const std::string& n : device_names()) valid += (valid.empty() ? "" : ", ") + n;
+      return Unexpected{"'" + name + "' is not a simulated device (there are: " + valid + ")"};
+    }
+  }
+  return std::unique_ptr<Backend>(std::make_unique<SimBackend>(std::move(executor), names));
+}
+
+}  // namespace usbnet::agent::sim

@@ -1,0 +1,137 @@
+// usbnet: the command-line client. `usbnet list` prints what an agent exports, lsusb style (the
+// counterpart of `usbip list -r`).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "client/agent_client.h"
+#include "common/log.h"
+#include "transport/endpoint.h"
+#include "usbnet/protocol.h"
+
+using namespace usbnet;
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "usbnet: %s\n", message.c_str());
+  return 2;
+}
+
+// A string descriptor as UTF-8 (non-ASCII code points encoded properly; surrogates as '?').
+std::string string_of(const wire::DeviceInfo& d, std::uint8_t index) {
+  if (index == 0) return {};
+  for (const auto& s : d.strings) {
+    if (s.index != index || s.descriptor.size() < 2) continue;
+    std::string out;
+    for (std::size_t i = 2; i + 1 < s.descriptor.size() && i < s.descriptor[0]; i += 2) {
+      const unsigned unit = s.descriptor[i] | (s.descriptor[i + 1] << 8);
+      if (unit < 0x80) {
+        out += static_cast<char>(unit);
+      } else if (unit < 0x800) {
+        out += static_cast<char>(0xc0 | (unit >> 6));
+        out += static_cast<char>(0x80 | (unit & 0x3f));
+      } else if (unit >= 0xd800 && unit < 0xe000) {
+        out += '?';
+      } else {
+        out += static_cast<char>(0xe0 | (unit >> 12));
+        out += static_cast<char>(0x80 | ((unit >> 6) & 0x3f));
+        out += static_cast<char>(0x80 | (unit & 0x3f));
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+const char* speed_name(std::uint8_t speed) {
+  switch (speed) {
+    case 1:
+      return "1.5M";
+    case 2:
+      return "12M";
+    case 3:
+      return "480M";
+    case 4:
+      return "5000M";
+    case 5:
+      return "10000M";
+  }
+  return "unknown speed";
+}
+
+class Quiet : public client::ClientListener {
+  void on_connected(const std::vector<wire::DeviceInfo>&) override {}
+  void on_device_arrived(const wire::DeviceInfo&) override {}
+  void on_device_left(std::uint32_t) override {}
+  void on_disconnected(const std::string&) override {}
+};
+
+int list(const std::string& agent_text, unsigned timeout_ms) {
+  auto agent = transport::parse_endpoint(agent_text, wire::kDefaultPort);
+  if (!agent) return fail("--agent: " + agent.error());
+  client::ClientOptions options;
+  options.agent = *agent;
+  options.name = "usbnet list";
+  options.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  options.reconnect = false;
+  Quiet quiet;
+  client::AgentClient client(options, &quiet);
+  if (auto error = client.ensure_connected()) {
+    std::fprintf(stderr, "usbnet: cannot list %s: %s\n", agent->to_string().c_str(),
+                 error->c_str());
+    return 1;
+  }
+  const auto devices = client.devices();
+  if (devices.empty()) std::printf("%s exports no device\n", agent->to_string().c_str());
+  for (const wire::DeviceInfo& d : devices) {
+    const auto& desc = d.device_descriptor;
+    std::string port_path;
+    for (std::uint8_t p : d.port_numbers) {
+      port_path += (port_path.empty() ? "" : ".") + std::to_string(p);
+    }
+    std::string names = string_of(d, desc[14]);
+    const std::string product = string_of(d, desc[15]);
+    if (!product.empty()) names += (names.empty() ? "" : " ") + product;
+    std::printf("Bus %03u Device %03u: ID %02x%02x:%02x%02x %s\n", d.bus_number, d.device_address,
+                desc[9], desc[8], desc[11], desc[10], names.c_str());
+    const std::string serial = string_of(d, desc[16]);
+    std::printf("    device %u, port %s, %s%s%s\n", d.device_id,
+                port_path.empty() ? "-" : port_path.c_str(), speed_name(d.speed),
+                serial.empty() ? "" : ", serial ", serial.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"usbnet: use USB devices plugged into another machine"};
+  app.set_version_flag("--version", std::string("usbnet ") + USBNET_VERSION);
+  app.require_subcommand(1);
+  std::string agent = "127.0.0.1:" + std::to_string(wire::kDefaultPort);
+  unsigned timeout_ms = 3000;
+  std::string log_level = "warn";
+  auto* list_command = app.add_subcommand("list", "List the devices an agent exports");
+  list_command->add_option("--agent", agent, "The agent, as HOST:PORT")->capture_default_str();
+  list_command->add_option("--timeout", timeout_ms, "Milliseconds to wait for the agent")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 600000u));
+  app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (see --help)");
+  }
+  log::set_prefix("usbnet");
+  const auto level = log::parse_level(log_level);
+  if (!level) return fail("--log-level: '" + log_level + "' is not a log level");
+  log::set_level(*level);
+  if (list_command->parsed()) return list(agent, timeout_ms);
+  return 0;
+}

@@ -1,0 +1,537 @@
+#include "client/agent_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "transport/connection.h"
+
+namespace usbnet::client {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using wire::error_code::kIo;
+using wire::error_code::kNoDevice;
+
+class AgentClient::Impl {
+ public:
+  Impl(const ClientOptions& options, ClientListener* listener)
+      : options_(options),
+        listener_(listener),
+        work_(asio::make_work_guard(io_)),
+        connect_timer_(io_),
+        retry_timer_(io_),
+        watchdog_(io_),
+        thread_([this] { io_.run(); }) {}
+
+  ~Impl() {
+    asio::post(io_, [this] {
+      closing_ = true;
+      retry_timer_.cancel();
+      connect_timer_.cancel();
+      watchdog_.cancel();
+      if (socket_) socket_->close();
+      if (resolver_) resolver_->cancel();
+      if (conn_) conn_->close("client shutting down");
+    });
+    // Let the close complete everything, then stop.
+    {
+      std::unique_lock lock(mutex_);
+      state_changed_.wait_for(lock, std::chrono::seconds(5), [this] { return !conn_; });
+    }
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  // ---- connecting ------------------------------------------------------------------------
+
+  std::optional<std::string> ensure_connected() {
+    std::unique_lock lock(mutex_);
+    if (state_ == State::Ready) return std::nullopt;
+    if (state_ == State::Idle) {
+      if (retry_pending_) return last_error_;
+      state_ = State::Connecting;
+      asio::post(io_, [this] { start_connect(); });
+    }
+    const auto deadline = Clock::now() + options_.connect_timeout + std::chrono::milliseconds(500);
+    state_changed_.wait_until(lock, deadline, [this] { return state_ != State::Connecting; });
+    if (state_ == State::Ready) return std::nullopt;
+    if (state_ == State::Connecting) return std::string("timed out connecting");
+    return last_error_;
+  }
+
+  void start_connect() {
+    if (closing_) return;
+    {
+      std::lock_guard lock(mutex_);
+      state_ = State::Connecting;
+      retry_pending_ = false;
+    }
+    const std::uint64_t attempt = ++attempt_;
+    connect_timer_.expires_after(options_.connect_timeout);
+    connect_timer_.async_wait([this, attempt](const boost::system::error_code& ec) {
+      if (ec || attempt != attempt_) return;
+      {
+        std::lock_guard lock(mutex_);
+        if (state_ == State::Ready) return;
+      }
+      connect_failed("timed out connecting");
+    });
+    resolver_.emplace(io_);
+    resolver_->async_resolve(
+        options_.agent.host, std::to_string(options_.agent.port),
+        [this, attempt](const boost::system::error_code& ec, tcp::resolver::results_type results) {
+          if (attempt != attempt_) return;
+          if (ec)
+            return connect_failed("cannot resolve " + options_.agent.host + ": " + ec.message());
+          socket_.emplace(io_);
+          asio::async_connect(
+              *socket_, results,
+              [this, attempt](const boost::system::error_code& ec, const tcp::endpoint&) {
+                if (attempt != attempt_) return;
+                if (ec) return connect_failed(ec.message());
+                on_socket_connected();
+              });
+        });
+  }
+
+  void on_socket_connected() {
+    transport::ConnectionOptions copts;
+    copts.heartbeat = options_.heartbeat;
+    copts.dead_after = options_.dead_after;
+    copts.piece_size = options_.piece_size;
+    copts.peer_name = options_.agent.to_string();
+    auto handler = std::make_shared<Handler>(this, ++generation_);
+    auto conn = transport::make_tcp_connection(std::move(*socket_), handler, copts);
+    socket_.reset();
+    {
+      std::lock_guard lock(mutex_);
+      conn_ = conn;
+      hello_id_ = next_id_locked();
+    }
+    conn->start();
+    conn->send(wire::Hello{hello_id_,
+                           wire::kProtocolVersion,
+                           wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver,
+                           static_cast<std::uint32_t>(options_.heartbeat.count()),
+                           wire::AuthMethod::None,
+                           {},
+                           options_.name});
+  }
+
+  void connect_failed(const std::string& reason) {
+    ++attempt_;  // ignore whatever the abandoned attempt still reports
+    connect_timer_.cancel();
+    if (socket_) socket_->close();
+    socket_.reset();
+    std::shared_ptr<transport::Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      conn = conn_;
+      last_error_ = reason;
+      if (!conn) set_idle_locked();
+    }
+    // A connection that got as far as the handshake ends through on_closed.
+    if (conn) conn->close(reason);
+    if (!conn) schedule_retry();
+  }
+
+  void set_idle_locked() {
+    state_ = State::Idle;
+    state_changed_.notify_all();
+  }
+
+  void schedule_retry() {
+    if (!options_.reconnect || closing_) return;
+    {
+      std::lock_guard lock(mutex_);
+      retry_pending_ = true;
+    }
+    retry_timer_.expires_after(retry_delay_);
+    retry_delay_ = std::min(retry_delay_ * 2, options_.reconnect_delay_max);
+    retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) start_connect();
+    });
+  }
+
+  // ---- messages from the agent -------------------------------------------------------------
+
+  struct Handler : transport::ConnectionHandler {
+    Handler(Impl* impl, std::uint64_t generation) : impl(impl), generation(generation) {}
+    void on_message(wire::Message&& m) override { impl->on_message(std::move(m)); }
+    void on_closed(const std::string& reason) override { impl->on_closed(generation, reason); }
+    Impl* impl;
+    std::uint64_t generation;
+  };
+
+  void on_message(wire::Message&& message) {
+    std::visit([this](auto& m) { handle(m); }, message);
+  }
+
+  void handle(const wire::Hello& hello) {
+    if (hello.id != hello_id_ || handshake_done_) return protocol_fault("unexpected HELLO");
+    handshake_done_ = true;
+    conn_->set_peer_heartbeat(std::chrono::milliseconds(hello.heartbeat_ms));
+    std::lock_guard lock(mutex_);
+    capabilities_ = hello.capabilities;
+    list_id_ = next_id_locked();
+    conn_->send(wire::ListDevices{list_id_});
+    log::debug("connected to {} ({})", options_.agent.to_string(), hello.name);
+  }
+
+  void handle(const wire::DeviceList& list) {
+    if (list.id != list_id_) return protocol_fault("unexpected DEVICE_LIST");
+    connect_timer_.cancel();
+    retry_delay_ = options_.reconnect_delay_min;
+    {
+      std::lock_guard lock(mutex_);
+      devices_ = list.devices;
+      state_ = State::Ready;
+      state_changed_.notify_all();
+    }
+    listener_->on_connected(list.devices);
+  }
+
+  void handle(const wire::DeviceArrived& arrived) {
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Ready) return;  // the list, when it comes, includes it
+      std::erase_if(devices_,
+                    [&](const auto& d) { return d.device_id == arrived.device.device_id; });
+      devices_.push_back(arrived.device);
+    }
+    listener_->on_device_arrived(arrived.device);
+  }
+
+  void handle(const wire::DeviceLeft& left) {
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Ready) return;
+      std::erase_if(devices_, [&](const auto& d) { return d.device_id == left.device_id; });
+    }
+    listener_->on_device_left(left.device_id);
+  }
+
+  void handle(const wire::Reply& reply) { answer(reply.id, reply.value); }
+
+  void handle(const wire::Error& error) {
+    if (error.id == 0 || error.id == hello_id_) {
+      log::warn("agent {}: {}", options_.agent.to_string(), error.text);
+      refusal_ = "agent refused the connection: " + error.text;
+      return;  // the agent closes the connection after it
+    }
+    answer(error.id, Unexpected{error.code});
+  }
+
+  void handle(const wire::UrbComplete& complete) {
+    std::unique_lock lock(mutex_);
+    auto ready = tracker_.on_complete(complete);
+    lock.unlock();
+    if (!ready) return protocol_fault(ready.error());
+    deliver(std::move(*ready));
+  }
+
+  void handle(const wire::UrbData& piece) {
+    std::unique_lock lock(mutex_);
+    auto ready = tracker_.on_data(piece);
+    lock.unlock();
+    if (!ready) return protocol_fault(ready.error());
+    deliver(std::move(*ready));
+  }
+
+  // Requests are the client's to send; receiving one is a protocol violation.
+  template <typename Other>
+  void handle(const Other& other) {
+    protocol_fault(
+        fmt::format("unexpected {} from the agent", wire::message_type_name(wire::type_of(other))));
+  }
+
+  void protocol_fault(const std::string& what) {
+    log::warn("agent {}: protocol violation: {}; closing the connection",
+              options_.agent.to_string(), what);
+    if (conn_) {
+      conn_->send(wire::Error{0, kIo, "protocol error: " + what});
+      conn_->close("protocol violation: " + what);
+    }
+  }
+
+  void answer(std::uint32_t id, Expected<std::uint32_t, std::int32_t> result) {
+    std::shared_ptr<std::promise<Expected<std::uint32_t, std::int32_t>>> waiter;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;  // the requester gave up waiting
+      waiter = std::move(it->second);
+      pending_.erase(it);
+    }
+    waiter->set_value(std::move(result));
+  }
+
+  static void deliver(std::vector<ReadyCompletion> ready) {
+    for (ReadyCompletion& r : ready) {
+      if (r.done) r.done(r.result);
+    }
+  }
+
+  void on_closed(std::uint64_t generation, const std::string& reason) {
+    if (generation != generation_) return;
+    connect_timer_.cancel();
+    handshake_done_ = false;
+    std::vector<ReadyCompletion> ready;
+    decltype(pending_) pending;
+    bool was_ready;
+    {
+      std::lock_guard lock(mutex_);
+      was_ready = state_ == State::Ready;
+      ready = tracker_.fail_all(wire::UrbStatus::NoDevice);
+      pending.swap(pending_);
+      deadlines_.clear();
+      devices_.clear();
+      conn_.reset();
+      if (!was_ready) last_error_ = refusal_.empty() ? reason : refusal_;
+      set_idle_locked();
+    }
+    refusal_.clear();
+    for (auto& [id, waiter] : pending) waiter->set_value(Unexpected{kNoDevice});
+    deliver(std::move(ready));
+    if (was_ready && !closing_) {
+      log::debug("lost agent {}: {}", options_.agent.to_string(), reason);
+      listener_->on_disconnected(reason);
+    }
+    schedule_retry();
+  }
+
+  // ---- requests and URBs ---------------------------------------------------------------
+
+  std::uint32_t next_id_locked() {
+    do {
+      ++last_id_;
+    } while (last_id_ == 0 || tracker_.contains(last_id_) || pending_.contains(last_id_));
+    return last_id_;
+  }
+
+  Expected<std::uint32_t, std::int32_t> request(wire::Message message) {
+    auto waiter = std::make_shared<std::promise<Expected<std::uint32_t, std::int32_t>>>();
+    auto result = waiter->get_future();
+    std::shared_ptr<transport::Connection> conn;
+    std::uint32_t id;
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Ready) return Unexpected{kNoDevice};
+      id = next_id_locked();
+      std::visit(
+          [id](auto& m) {
+            if constexpr (requires { m.id; }) m.id = id;
+          },
+          message);
+      pending_.emplace(id, waiter);
+      conn = conn_;
+    }
+    if (!conn->send(message)) {
+      std::lock_guard lock(mutex_);
+      pending_.erase(id);
+      return Unexpected{kNoDevice};
+    }
+    if (result.wait_for(options_.request_timeout) != std::future_status::ready) {
+      std::lock_guard lock(mutex_);
+      if (pending_.erase(id) > 0) {
+        log::warn("agent {} did not answer {} within {} ms", options_.agent.to_string(),
+                  wire::message_type_name(wire::type_of(message)),
+                  options_.request_timeout.count());
+        return Unexpected{kIo};
+      }
+    }
+    return result.get();
+  }
+
+  Expected<std::uint32_t, std::int32_t> submit(wire::UrbSubmit submit, std::span<std::uint8_t> in,
+                                               UrbDone done) {
+    std::shared_ptr<transport::Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != State::Ready) return Unexpected{kNoDevice};
+      submit.trans_id = next_id_locked();
+      const std::uint8_t endpoint = submit.type == wire::UrbType::Control ? 0 : submit.endpoint;
+      tracker_.add(submit.trans_id,
+                   TrackedUrb{submit.handle, endpoint, in, submit.iso_lengths, std::move(done)});
+      if (submit.timeout_ms > 0) {
+        const auto deadline =
+            Clock::now() + std::chrono::milliseconds(submit.timeout_ms) + options_.timeout_grace;
+        deadlines_.emplace(deadline, submit.trans_id);
+        if (!watchdog_armed_) {
+          watchdog_armed_ = true;
+          asio::post(io_, [this] { arm_watchdog(); });
+        }
+      }
+      conn = conn_;
+    }
+    if (!conn->send_urb(submit, nullptr)) {
+      // Closed meanwhile. If the close has already reported this URB, its `done` has run and
+      // the submission stands; otherwise it is taken back and the caller gets the error.
+      std::vector<ReadyCompletion> ready;
+      {
+        std::lock_guard lock(mutex_);
+        if (!tracker_.contains(submit.trans_id)) return submit.trans_id;
+        ready = tracker_.finish_locally(submit.trans_id, wire::UrbStatus::NoDevice);
+      }
+      std::erase_if(ready, [&](const ReadyCompletion& r) { return r.trans_id == submit.trans_id; });
+      asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
+      return Unexpected{kNoDevice};
+    }
+    return submit.trans_id;
+  }
+
+  bool cancel(std::uint32_t trans_id) {
+    std::shared_ptr<transport::Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      if (!tracker_.contains(trans_id) || !conn_) return false;
+      conn = conn_;
+    }
+    if (conn->withdraw(trans_id) == transport::Withdrawn::NotSent) {
+      // The agent never saw it: it ends here.
+      std::vector<ReadyCompletion> ready;
+      {
+        std::lock_guard lock(mutex_);
+        ready = tracker_.finish_locally(trans_id, wire::UrbStatus::Cancelled);
+      }
+      asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
+    } else {
+      conn->send(wire::UrbCancel{trans_id});
+    }
+    return true;
+  }
+
+  // Ends URBs the agent has left unanswered past their timeout plus the grace period.
+  void arm_watchdog() {
+    watchdog_.expires_after(std::chrono::milliseconds(100));
+    watchdog_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::vector<std::uint32_t> expired;
+      std::shared_ptr<transport::Connection> conn;
+      bool rearm;
+      {
+        std::lock_guard lock(mutex_);
+        const auto now = Clock::now();
+        while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+          if (tracker_.contains(deadlines_.begin()->second)) {
+            expired.push_back(deadlines_.begin()->second);
+          }
+          deadlines_.erase(deadlines_.begin());
+        }
+        conn = conn_;
+        watchdog_armed_ = !deadlines_.empty();
+        rearm = watchdog_armed_;
+      }
+      for (std::uint32_t trans_id : expired) {
+        if (conn && conn->withdraw(trans_id) != transport::Withdrawn::NotSent) {
+          conn->send(wire::UrbCancel{trans_id});
+        }
+        std::vector<ReadyCompletion> ready;
+        {
+          std::lock_guard lock(mutex_);
+          ready = tracker_.finish_locally(trans_id, wire::UrbStatus::TimedOut);
+        }
+        if (!ready.empty()) {
+          log::warn("agent {} did not complete URB {} within its timeout; reporting TIMED_OUT",
+                    options_.agent.to_string(), trans_id);
+        }
+        deliver(std::move(ready));
+      }
+      if (rearm) arm_watchdog();
+    });
+  }
+
+  // ---- state -----------------------------------------------------------------------------
+
+  enum class State { Idle, Connecting, Ready };
+
+  const ClientOptions& options_;
+  ClientListener* listener_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  // io thread only:
+  asio::steady_timer connect_timer_;
+  asio::steady_timer retry_timer_;
+  asio::steady_timer watchdog_;
+  std::optional<tcp::resolver> resolver_;
+  std::optional<tcp::socket> socket_;
+  std::uint64_t attempt_ = 0;
+  std::uint64_t generation_ = 0;
+  bool handshake_done_ = false;
+  bool closing_ = false;
+  std::string refusal_;  // the agent's ERROR text when it refused the handshake
+  std::chrono::milliseconds retry_delay_{options_.reconnect_delay_min};
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable state_changed_;
+  State state_ = State::Idle;
+  bool retry_pending_ = false;
+  std::string last_error_ = "not connected";
+  std::shared_ptr<transport::Connection> conn_;
+  std::uint32_t last_id_ = 0;
+  std::uint32_t hello_id_ = 0;
+  std::uint32_t list_id_ = 0;
+  std::uint32_t capabilities_ = 0;
+  std::vector<wire::DeviceInfo> devices_;
+  std::unordered_map<std::uint32_t,
+                     std::shared_ptr<std::promise<Expected<std::uint32_t, std::int32_t>>>>
+      pending_;
+  UrbTracker tracker_;
+  std::multimap<Clock::time_point, std::uint32_t> deadlines_;
+  bool watchdog_armed_ = false;
+
+  std::thread thread_;  // last: starts after everything above exists
+
+  friend class AgentClient;
+};
+
+AgentClient::AgentClient(ClientOptions options, ClientListener* listener)
+    : options_(std::move(options)) {
+  impl_ = std::make_unique<Impl>(options_, listener);
+}
+
+AgentClient::~AgentClient() = default;
+
+std::optional<std::string> AgentClient::ensure_connected() { return impl_->ensure_connected(); }
+
+bool AgentClient::is_connected() const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->state_ == Impl::State::Ready;
+}
+
+std::vector<wire::DeviceInfo> AgentClient::devices() const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->devices_;
+}
+
+std::uint32_t AgentClient::agent_capabilities() const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->capabilities_;
+}
+
+Expected<std::uint32_t, std::int32_t> AgentClient::request(wire::Message request) {
+  return impl_->request(std::move(request));
+}
+
+Expected<std::uint32_t, std::int32_t> AgentClient::submit(wire::UrbSubmit submit,
+                                                          std::span<std::uint8_t> in,
+                                                          UrbDone done) {
+  return impl_->submit(std::move(submit), in, std::move(done));
+}
+
+bool AgentClient::cancel(std::uint32_t trans_id) { return impl_->cancel(trans_id); }
+
+}  // namespace usbnet::client

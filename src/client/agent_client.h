@@ -1,0 +1,89 @@
+// The client side of one agent: connection, handshake, device list, device requests and URBs.
+// Used by libusbnet.so, by the `usbnet` command and by the tests.
+//
+// It owns one io thread (started by the constructor; nothing connects until asked), which reads
+// the connection and runs every callback. Requests block the calling thread, bounded by a
+// timeout; URBs are asynchronous. Losing the agent completes every URB in flight with NO_DEVICE,
+// fails every request with NO_DEVICE, reports the devices as gone, and (if enabled) reconnects
+// in the background with a growing delay.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "client/urb_tracker.h"
+#include "transport/endpoint.h"
+#include "usbnet/expected.h"
+#include "usbnet/messages.h"
+
+namespace usbnet::client {
+
+struct ClientOptions {
+  transport::Endpoint agent;
+  std::string name = "usbnet-client";               // sent in HELLO, for the agent's logs
+  std::chrono::milliseconds connect_timeout{3000};  // connect, handshake and device list
+  std::chrono::milliseconds request_timeout{10000};
+  // A URB with a timeout that the agent has not answered by timeout + grace is ended here with
+  // TIMED_OUT (the agent runs the real timeout; this only bounds a silent agent).
+  std::chrono::milliseconds timeout_grace{1000};
+  std::chrono::milliseconds heartbeat{5000};
+  std::chrono::milliseconds dead_after{15000};
+  std::uint32_t piece_size = wire::kDefaultPieceSize;
+  bool reconnect = true;
+  std::chrono::milliseconds reconnect_delay_min{500};
+  std::chrono::milliseconds reconnect_delay_max{5000};
+};
+
+// Called on the client's io thread.
+class ClientListener {
+ public:
+  virtual ~ClientListener() = default;
+  virtual void on_connected(const std::vector<wire::DeviceInfo>& devices) = 0;
+  virtual void on_device_arrived(const wire::DeviceInfo& device) = 0;
+  virtual void on_device_left(std::uint32_t device_id) = 0;
+  // After every URB in flight has been completed with NO_DEVICE.
+  virtual void on_disconnected(const std::string& reason) = 0;
+};
+
+class AgentClient {
+ public:
+  AgentClient(ClientOptions options, ClientListener* listener);
+  ~AgentClient();
+  AgentClient(const AgentClient&) = delete;
+  AgentClient& operator=(const AgentClient&) = delete;
+
+  // Makes sure the connection is ready (handshake done, device list received). Waits for an
+  // attempt in progress or starts one, bounded by the connect timeout; while background
+  // reconnection is pending it answers at once with the last failure. Thread-safe.
+  std::optional<std::string> ensure_connected();
+  bool is_connected() const;
+  std::vector<wire::DeviceInfo> devices() const;
+  std::uint32_t agent_capabilities() const;
+  const ClientOptions& options() const { return options_; }
+
+  // Sends a device request (OPEN ... KERNEL_DRIVER; its id is assigned here) and waits for the
+  // REPLY value or the ERROR code. NO_DEVICE when not connected or lost meanwhile; IO when the
+  // agent does not answer within the request timeout. Thread-safe.
+  Expected<std::uint32_t, std::int32_t> request(wire::Message request);
+
+  // Submits a URB (its trans_id is assigned here). `submit.payload` is the whole OUT data and
+  // is not copied: it must stay valid until `done` has run. IN data goes to `in`. `done` runs on
+  // the io thread, once, in submission order per endpoint. Returns the trans_id, or NO_DEVICE.
+  Expected<std::uint32_t, std::int32_t> submit(wire::UrbSubmit submit, std::span<std::uint8_t> in,
+                                               UrbDone done);
+  // Asks for a URB to end early; its `done` then reports CANCELLED (or the status it reached
+  // first). Returns false if it is not in flight.
+  bool cancel(std::uint32_t trans_id);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+  ClientOptions options_;
+};
+
+}  // namespace usbnet::client

@@ -1,0 +1,170 @@
+#include "client/urb_tracker.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace usbnet::client {
+
+using wire::UrbStatus;
+
+void UrbTracker::add(std::uint32_t trans_id, TrackedUrb urb) {
+  const Key key = key_of(urb);
+  Entry entry;
+  entry.urb = std::move(urb);
+  urbs_.emplace(trans_id, std::move(entry));
+  order_[key].push_back(trans_id);
+}
+
+std::optional<std::string> UrbTracker::check_fits(const Entry& e,
+                                                  const wire::UrbComplete& c) const {
+  const TrackedUrb& u = e.urb;
+  if (!u.iso_lengths.empty()) {
+    if (c.iso.size() != u.iso_lengths.size()) {
+      return fmt::format("URB_COMPLETE {} has {} iso packets, the URB {}", c.trans_id, c.iso.size(),
+                         u.iso_lengths.size());
+    }
+    for (std::size_t i = 0; i < c.iso.size(); ++i) {
+      if (c.iso[i].actual_length > u.iso_lengths[i]) {
+        return fmt::format("URB_COMPLETE {}: iso packet {} has {} bytes, {} were asked for",
+                           c.trans_id, i, c.iso[i].actual_length, u.iso_lengths[i]);
+      }
+    }
+    return std::nullopt;
+  }
+  if (!c.iso.empty()) return fmt::format("URB_COMPLETE {} has iso packets", c.trans_id);
+  if (c.data_len > u.in.size()) {
+    return fmt::format("URB_COMPLETE {} carries {} bytes for a buffer of {}", c.trans_id,
+                       c.data_len, u.in.size());
+  }
+  return std::nullopt;
+}
+
+void UrbTracker::place(Entry& e, wire::ByteView bytes) {
+  if (e.abandoned || bytes.empty()) return;
+  if (e.urb.iso_lengths.empty()) {
+    std::memcpy(e.urb.in.data() + e.data_received, bytes.data(), bytes.size());
+    e.data_received += static_cast<std::uint32_t>(bytes.size());
+    return;
+  }
+  // Isochronous IN data arrives compact (each packet's actual bytes, back to back); each
+  // packet goes to its own offset in the buffer, as libusb lays packets out.
+  const auto& packets = e.reported->iso;
+  while (!bytes.empty() && e.packet < packets.size()) {
+    const std::uint32_t room = packets[e.packet].actual_length - e.packet_offset;
+    const std::size_t n = std::min<std::size_t>(room, bytes.size());
+    std::memcpy(e.urb.in.data() + e.packet_base + e.packet_offset, bytes.data(), n);
+    e.packet_offset += static_cast<std::uint32_t>(n);
+    bytes = bytes.subspan(n);
+    if (e.packet_offset == packets[e.packet].actual_length) {
+      e.packet_base += e.urb.iso_lengths[e.packet];
+      e.packet_offset = 0;
+      ++e.packet;
+    }
+  }
+}
+
+Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_complete(
+    const wire::UrbComplete& c) {
+  auto it = urbs_.find(c.trans_id);
+  if (it == urbs_.end())
+    return Unexpected{fmt::format("URB_COMPLETE for unknown trans_id {}", c.trans_id)};
+  Entry& e = it->second;
+  if (e.agent_answered) {
+    return Unexpected{fmt::format("second URB_COMPLETE for trans_id {}", c.trans_id)};
+  }
+  e.agent_answered = true;
+  if (!e.abandoned) {
+    if (auto fault = check_fits(e, c)) return Unexpected{*fault};
+  }
+  auto more =
+      assembler_.begin(c.trans_id, c.data_len, static_cast<std::uint32_t>(c.payload.size()));
+  if (!more) {
+    return Unexpected{
+        fmt::format("URB_COMPLETE {}: {}", c.trans_id, wire::wire_error_name(more.error()))};
+  }
+  if (!e.abandoned) e.reported = UrbResult{c.status, c.actual_length, c.iso};
+  place(e, c.payload);
+  if (*more) return std::vector<ReadyCompletion>{};
+  return after_whole(c.trans_id, e);
+}
+
+Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_data(
+    const wire::UrbData& piece) {
+  auto whole = assembler_.accept(piece);
+  if (!whole) {
+    return Unexpected{fmt::format("URB_DATA for trans_id {}: {}", piece.trans_id,
+                                  wire::wire_error_name(whole.error()))};
+  }
+  Entry& e = urbs_.at(piece.trans_id);  // the assembler only knows tracked URBs
+  place(e, piece.payload);
+  if (!*whole) return std::vector<ReadyCompletion>{};
+  return after_whole(piece.trans_id, e);
+}
+
+std::vector<ReadyCompletion> UrbTracker::after_whole(std::uint32_t trans_id, Entry& e) {
+  if (e.abandoned) {
+    // Already reported locally: the late answer is only absorbed.
+    urbs_.erase(trans_id);
+    return {};
+  }
+  e.whole = true;
+  return release(key_of(e.urb));
+}
+
+std::vector<ReadyCompletion> UrbTracker::release(Key key) {
+  std::vector<ReadyCompletion> ready;
+  auto order = order_.find(key);
+  if (order == order_.end()) return ready;
+  std::deque<std::uint32_t>& queue = order->second;
+  while (!queue.empty()) {
+    auto it = urbs_.find(queue.front());
+    Entry& e = it->second;
+    if (!e.whole) break;
+    ready.push_back({queue.front(), std::move(e.urb.done), std::move(*e.reported)});
+    queue.pop_front();
+    if (e.abandoned) {
+      e.urb.done = nullptr;  // stays to absorb the agent's late completion
+    } else {
+      urbs_.erase(it);
+    }
+  }
+  if (queue.empty()) order_.erase(order);
+  return ready;
+}
+
+std::vector<ReadyCompletion> UrbTracker::finish_locally(std::uint32_t trans_id, UrbStatus status) {
+  auto it = urbs_.find(trans_id);
+  if (it == urbs_.end()) return {};
+  Entry& e = it->second;
+  if (e.agent_answered || e.abandoned) return {};  // the agent's answer is here: it stands
+  e.abandoned = true;
+  UrbResult result{status, 0, {}};
+  for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
+  e.reported = std::move(result);
+  e.whole = true;
+  return release(key_of(e.urb));
+}
+
+std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {
+  std::vector<ReadyCompletion> ready;
+  for (auto& [key, queue] : order_) {
+    for (std::uint32_t trans_id : queue) {
+      Entry& e = urbs_.at(trans_id);
+      if (e.whole) {
+        ready.push_back({trans_id, std::move(e.urb.done), std::move(*e.reported)});
+        continue;
+      }
+      UrbResult result{status, 0, {}};
+      for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
+      ready.push_back({trans_id, std::move(e.urb.done), std::move(result)});
+    }
+  }
+  order_.clear();
+  urbs_.clear();
+  assembler_ = wire::PieceAssembler{};
+  return ready;
+}
+
+}  // namespace usbnet::client

@@ -1,0 +1,93 @@
+// The client's table of URBs in flight on one connection (the seed's trans_id table).
+//
+// It pairs each URB_COMPLETE (and its URB_DATA pieces) with the URB it answers, copies the IN
+// data straight into the submitter's buffer (scattering isochronous packets to their offsets),
+// and releases completions in submission order per endpoint, as the kernel reaps them. Pure
+// logic: no sockets, no threads; the caller serializes access and runs the callbacks it gets.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "usbnet/expected.h"
+#include "usbnet/messages.h"
+#include "usbnet/pieces.h"
+
+namespace usbnet::client {
+
+struct UrbResult {
+  wire::UrbStatus status = wire::UrbStatus::Completed;
+  std::uint32_t actual_length = 0;
+  std::vector<wire::IsoPacketResult> iso;
+};
+using UrbDone = std::function<void(const UrbResult&)>;
+
+// A completion ready to be delivered: run `done(result)` outside the tracker's lock.
+struct ReadyCompletion {
+  std::uint32_t trans_id;
+  UrbDone done;
+  UrbResult result;
+};
+
+struct TrackedUrb {
+  std::uint32_t handle = 0;
+  std::uint8_t endpoint = 0;   // with direction bit; 0 for control
+  std::span<std::uint8_t> in;  // where IN data goes (the data stage for control); empty for OUT
+  std::vector<std::uint32_t> iso_lengths;  // requested packet lengths, for the IN scatter
+  UrbDone done;
+};
+
+class UrbTracker {
+ public:
+  // Starts tracking a URB under `trans_id` (which must be unused).
+  void add(std::uint32_t trans_id, TrackedUrb urb);
+  bool contains(std::uint32_t trans_id) const { return urbs_.contains(trans_id); }
+  std::size_t in_flight() const { return urbs_.size(); }
+
+  // A URB_COMPLETE arrived. Returns the completions now deliverable, or the protocol fault
+  // (an unknown trans_id, more data than the buffer, a malformed piece sequence).
+  Expected<std::vector<ReadyCompletion>, std::string> on_complete(const wire::UrbComplete& c);
+  // A URB_DATA piece arrived.
+  Expected<std::vector<ReadyCompletion>, std::string> on_data(const wire::UrbData& piece);
+
+  // Ends a URB here without waiting for the agent (a cancel that never left, a timeout the
+  // client enforced). The agent's late completion, if any, is accepted and discarded: the
+  // buffer is never written again.
+  std::vector<ReadyCompletion> finish_locally(std::uint32_t trans_id, wire::UrbStatus status);
+
+  // Ends every URB with `status` (the connection is gone), in per-endpoint order.
+  std::vector<ReadyCompletion> fail_all(wire::UrbStatus status);
+
+ private:
+  struct Entry {
+    TrackedUrb urb;
+    std::optional<UrbResult> reported;  // the outcome (its data may still be coming)
+    bool agent_answered = false;        // URB_COMPLETE arrived
+    bool whole = false;                 // reported, with all its data placed
+    bool abandoned = false;             // finished locally; discard what the agent still sends
+    std::uint32_t data_received = 0;    // IN bytes placed so far (non-iso)
+    std::size_t packet = 0;             // iso scatter cursor: the packet being filled,
+    std::uint32_t packet_offset = 0;    // the bytes placed in it,
+    std::uint32_t packet_base = 0;      // and its offset in the buffer
+  };
+  using Key = std::uint64_t;  // handle and endpoint
+  static Key key_of(const TrackedUrb& u) { return (std::uint64_t{u.handle} << 8) | u.endpoint; }
+
+  std::optional<std::string> check_fits(const Entry& e, const wire::UrbComplete& c) const;
+  void place(Entry& e, wire::ByteView bytes);
+  std::vector<ReadyCompletion> after_whole(std::uint32_t trans_id, Entry& e);
+  std::vector<ReadyCompletion> release(Key key);
+
+  std::unordered_map<std::uint32_t, Entry> urbs_;
+  std::map<Key, std::deque<std::uint32_t>> order_;  // trans_ids per endpoint, submission order
+  wire::PieceAssembler assembler_;
+};
+
+}  // namespace usbnet::client

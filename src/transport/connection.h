@@ -1,0 +1,89 @@
+// A framed usbnet connection over TCP: the one seam between the protocol and the network.
+//
+// Reading runs on the io thread that drives the io_context: bytes go through the stream decoder
+// and every message reaches the handler there. Sending is thread-safe: a sender whose frame finds
+// the socket idle writes it itself, at once, without a thread hop; otherwise the frame waits in
+// the queue and whoever is writing sends it. Small messages go before payload pieces, so a
+// control URB waits for at most one piece of a large transfer. Heartbeats go out when the
+// connection has been idle for the heartbeat interval, and a peer silent for `dead_after` is
+// declared dead.
+//
+// TLS or another carrier would slot in as another implementation of Connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "usbnet/messages.h"
+
+namespace usbnet::transport {
+
+struct ConnectionOptions {
+  std::chrono::milliseconds heartbeat{5000};    // send a heartbeat after this long idle
+  std::chrono::milliseconds dead_after{15000};  // close when the peer is silent this long
+  std::uint32_t piece_size = wire::kDefaultPieceSize;
+  std::string peer_name;  // for log lines ("127.0.0.1:51234")
+};
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // A whole, valid message. Payload views are valid during the call only.
+  virtual void on_message(wire::Message&& message) = 0;
+  // The connection is closed (by either side, by an error, by a protocol violation or by
+  // silence); called once, after which the connection calls nothing more.
+  virtual void on_closed(const std::string& reason) = 0;
+};
+
+// What became of a URB's frames when its sender withdrew them (see Connection::withdraw).
+enum class Withdrawn {
+  NotSent,      // nothing of the URB had been written: the peer never saw it
+  PartlySent,   // its header was written but payload pieces were dropped
+  AlreadySent,  // everything was already written (or it was never queued)
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  // Starts reading and the heartbeat timer. Call once, after the handler is ready.
+  virtual void start() = 0;
+
+  // Queues a message; its payload (if any) is copied. Returns false if the connection is
+  // closed. Thread-safe.
+  virtual bool send(const wire::Message& message) = 0;
+
+  // Queues a URB_SUBMIT or URB_COMPLETE whose payload view is the WHOLE payload: it is split
+  // into pieces, and the bytes are not copied. `keepalive` is held until the bytes are written;
+  // a sender that passes none guarantees that the payload outlives the frames, and must call
+  // withdraw() before the payload dies if they may not have been written. Thread-safe.
+  virtual bool send_urb(const wire::Message& urb, std::shared_ptr<const void> keepalive) = 0;
+
+  // Removes whatever of `trans_id`'s frames is still queued. Thread-safe. After it returns the
+  // connection holds no reference to that URB's payload.
+  virtual Withdrawn withdraw(std::uint32_t trans_id) = 0;
+
+  // Adopts the peer's heartbeat interval from its HELLO: the peer is dead after three of them
+  // without a frame (0 keeps the configured bound).
+  virtual void set_peer_heartbeat(std::chrono::milliseconds interval) = 0;
+
+  // Closes the connection: queued frames are dropped, the handler's on_closed runs on the io
+  // thread. Thread-safe; later calls do nothing.
+  virtual void close(const std::string& reason) = 0;
+
+  virtual bool is_open() const = 0;
+  virtual const std::string& peer_name() const = 0;
+};
+
+// A connection over an already connected TCP socket. The handler is kept alive until on_closed
+// has run.
+std::shared_ptr<Connection> make_tcp_connection(boost::asio::ip::tcp::socket socket,
+                                                std::shared_ptr<ConnectionHandler> handler,
+                                                ConnectionOptions options);
+
+}  // namespace usbnet::transport

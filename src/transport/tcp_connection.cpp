@@ -1,0 +1,419 @@
+// Connection over a TCP socket. See connection.h for the contract.
+//
+// The writer: frames wait in two queues, `urgent_` (every whole message, and the first piece of
+// a URB) and `streams_` (the remaining pieces of large payloads). Whoever finds no writer active
+// becomes the writer and sends with non-blocking sendmsg() while holding the mutex: urgent
+// frames first, then a few pieces taken round-robin from the streams. When the socket is full,
+// the rest is left to the io thread, which waits for writability. A frame the kernel took only
+// part of is copied (the remainder only) into `partial_`, so that queued frames are the only
+// references to borrowed payloads and withdraw() can always drop them.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "common/log.h"
+#include "transport/connection.h"
+#include "usbnet/pieces.h"
+#include "usbnet/stream_decoder.h"
+
+namespace usbnet::transport {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t kReadBufferSize = 256 * 1024;
+constexpr std::size_t kMaxIovecs = 64;
+// One piece per batch: a frame queued meanwhile goes out before the next piece.
+constexpr std::size_t kPiecesPerBatch = 1;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+struct QueuedFrame {
+  wire::Bytes head;
+  wire::ByteView payload;
+  std::shared_ptr<const void> keepalive;
+  std::uint32_t trans_id = 0;  // URB frames only, for withdraw()
+  bool urb_head = false;       // the URB_SUBMIT / URB_COMPLETE itself
+
+  std::size_t size() const { return head.size() + payload.size(); }
+};
+
+struct PayloadStream {
+  std::uint32_t trans_id;
+  wire::PieceSplitter splitter;
+  std::shared_ptr<const void> keepalive;
+};
+
+class TcpConnection final : public Connection,
+                            public std::enable_shared_from_this<TcpConnection>,
+                            private wire::MessageSink {
+ public:
+  TcpConnection(tcp::socket socket, std::shared_ptr<ConnectionHandler> handler,
+                ConnectionOptions options)
+      : socket_(std::move(socket)),
+        handler_(std::move(handler)),
+        options_(std::move(options)),
+        timer_(socket_.get_executor()),
+        read_buffer_(kReadBufferSize),
+        dead_after_ms_(options_.dead_after.count()) {
+    options_.piece_size = wire::clamp_piece_size(options_.piece_size);
+    configure_socket();
+    last_read_ns_ = last_write_ns_ = now_ns();
+  }
+
+  void start() override {
+    read_more();
+    arm_timer();
+  }
+
+  bool send(const wire::Message& message) override {
+    wire::EncodedFrame encoded = wire::encode_frame(message);
+    QueuedFrame frame{std::move(encoded.head), {}, nullptr, 0, false};
+    frame.head.insert(frame.head.end(), encoded.payload.begin(), encoded.payload.end());
+    return enqueue(std::move(frame), std::nullopt);
+  }
+
+  bool send_urb(const wire::Message& urb, std::shared_ptr<const void> keepalive) override {
+    wire::ByteView whole;
+    std::uint32_t trans_id = 0;
+    wire::Message head = urb;
+    if (auto* submit = std::get_if<wire::UrbSubmit>(&head)) {
+      whole = submit->payload;
+      trans_id = submit->trans_id;
+    } else if (auto* complete = std::get_if<wire::UrbComplete>(&head)) {
+      whole = complete->payload;
+      trans_id = complete->trans_id;
+    } else {
+      return send(urb);
+    }
+    wire::PieceSplitter splitter(whole, options_.piece_size);
+    std::visit(
+        [&](auto& m) {
+          if constexpr (requires { m.payload; }) m.payload = splitter.inline_part();
+        },
+        head);
+    wire::EncodedFrame encoded = wire::encode_frame(head);
+    QueuedFrame frame{std::move(encoded.head), encoded.payload, keepalive, trans_id, true};
+    std::optional<PayloadStream> stream;
+    if (!splitter.done()) stream.emplace(PayloadStream{trans_id, splitter, std::move(keepalive)});
+    return enqueue(std::move(frame), std::move(stream));
+  }
+
+  Withdrawn withdraw(std::uint32_t trans_id) override {
+    std::unique_lock lock(mutex_);
+    syscall_done_.wait(lock, [this] { return !in_syscall_; });
+    bool head_dropped = false;
+    bool pieces_dropped = false;
+    auto drop = [&](std::deque<QueuedFrame>& queue) {
+      std::erase_if(queue, [&](const QueuedFrame& f) {
+        if (f.trans_id != trans_id) return false;
+        (f.urb_head ? head_dropped : pieces_dropped) = true;
+        return true;
+      });
+    };
+    drop(urgent_);
+    drop(ready_pieces_);
+    pieces_dropped |=
+        std::erase_if(streams_, [&](const PayloadStream& s) { return s.trans_id == trans_id; }) > 0;
+    if (head_dropped) return Withdrawn::NotSent;
+    return pieces_dropped ? Withdrawn::PartlySent : Withdrawn::AlreadySent;
+  }
+
+  void set_peer_heartbeat(std::chrono::milliseconds interval) override {
+    if (interval.count() > 0) dead_after_ms_ = 3 * interval.count();
+  }
+
+  void close(const std::string& reason) override {
+    asio::dispatch(socket_.get_executor(),
+                   [self = shared_from_this(), reason] { self->do_close(reason); });
+  }
+
+  bool is_open() const override { return open_.load(); }
+  const std::string& peer_name() const override { return options_.peer_name; }
+
+ private:
+  void configure_socket() {
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    const int fd = socket_.native_handle();
+    // Keep at most about one piece unsent in the kernel, so that a small frame queued behind
+    // a large payload waits for one piece rather than for a whole socket buffer.
+    const int lowat = static_cast<int>(2 * options_.piece_size);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+
+  // ---- writing -------------------------------------------------------------------------
+
+  bool enqueue(QueuedFrame frame, std::optional<PayloadStream> stream) {
+    std::unique_lock lock(mutex_);
+    if (closed_) return false;
+    urgent_.push_back(std::move(frame));
+    if (stream) streams_.push_back(std::move(*stream));
+    if (writing_) return true;
+    writing_ = true;
+    flush(lock);
+    return true;
+  }
+
+  // Moves a few pieces from the streams into ready_pieces_, round-robin, when nothing more
+  // urgent is waiting.
+  void take_pieces() {
+    for (std::size_t i = 0; i < kPiecesPerBatch && !streams_.empty() && urgent_.empty(); ++i) {
+      PayloadStream& stream = streams_.front();
+      const wire::UrbData piece = stream.splitter.next_piece(stream.trans_id);
+      wire::EncodedFrame encoded = wire::encode_frame(piece);
+      ready_pieces_.push_back(QueuedFrame{std::move(encoded.head), encoded.payload,
+                                          stream.keepalive, stream.trans_id, false});
+      if (stream.splitter.done()) {
+        streams_.pop_front();
+      } else if (streams_.size() > 1) {
+        streams_.push_back(std::move(stream));
+        streams_.pop_front();
+      }
+    }
+  }
+
+  // Writes until the queues are empty or the socket is full. Called with the lock held and
+  // writing_ set; clears writing_ unless it leaves a wait for writability armed. The lock is
+  // released during each sendmsg() so that other threads can queue frames meanwhile (they go
+  // out in the next batch, ahead of any further piece); withdraw() and close() wait for the
+  // call to return, because the batch borrows payload bytes.
+  void flush(std::unique_lock<std::mutex>& lock) {
+    while (!closed_) {
+      if (urgent_.empty() && ready_pieces_.empty()) take_pieces();
+      std::array<iovec, kMaxIovecs> iov;
+      std::size_t count = 0;
+      auto add = [&](const void* data, std::size_t size) {
+        if (size > 0) iov[count++] = {const_cast<void*>(data), size};
+      };
+      add(partial_.data() + partial_offset_, partial_.size() - partial_offset_);
+      std::array<std::size_t, 2> batch{0, 0};  // frames of urgent_ and ready_pieces_ included
+      const std::array<const std::deque<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
+      for (std::size_t q = 0; q < queues.size(); ++q) {
+        for (const QueuedFrame& f : *queues[q]) {
+          if (count + 2 > kMaxIovecs) break;
+          add(f.head.data(), f.head.size());
+          add(f.payload.data(), f.payload.size());
+          ++batch[q];
+        }
+      }
+      if (count == 0) break;
+      msghdr msg{};
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = count;
+      in_syscall_ = true;
+      lock.unlock();
+      const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const int error = errno;
+      lock.lock();
+      if (n > 0) consume(static_cast<std::size_t>(n), batch);
+      in_syscall_ = false;
+      syscall_done_.notify_all();
+      if (n >= 0) {
+        last_write_ns_ = now_ns();
+        continue;
+      }
+      if (error == EINTR) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) {
+        wait_writable();
+        return;
+      }
+      writing_ = false;
+      lock.unlock();
+      close(std::string("send failed: ") + std::strerror(error));
+      lock.lock();
+      return;
+    }
+    writing_ = false;
+  }
+
+  // Drops what the kernel took of the batch: `partial_` first, then the batch's frames; the
+  // frame it took only part of leaves its remainder in `partial_`.
+  void consume(std::size_t n, std::array<std::size_t, 2> batch) {
+    const std::size_t from_partial = std::min(n, partial_.size() - partial_offset_);
+    partial_offset_ += from_partial;
+    n -= from_partial;
+    if (partial_offset_ == partial_.size()) {
+      partial_.clear();
+      partial_offset_ = 0;
+    }
+    const std::array<std::deque<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
+    for (std::size_t q = 0; q < queues.size() && n > 0; ++q) {
+      std::deque<QueuedFrame>& queue = *queues[q];
+      for (; batch[q] > 0 && n > 0; --batch[q]) {
+        QueuedFrame& f = queue.front();
+        if (n >= f.size()) {
+          n -= f.size();
+          queue.pop_front();
+          continue;
+        }
+        // The kernel took `n` bytes of this frame: keep a copy of the rest.
+        wire::Bytes rest;
+        rest.reserve(f.size() - n);
+        if (n < f.head.size()) {
+          rest.insert(rest.end(), f.head.begin() + static_cast<std::ptrdiff_t>(n), f.head.end());
+          rest.insert(rest.end(), f.payload.begin(), f.payload.end());
+        } else {
+          rest.insert(rest.end(),
+                      f.payload.begin() + static_cast<std::ptrdiff_t>(n - f.head.size()),
+                      f.payload.end());
+        }
+        partial_ = std::move(rest);
+        partial_offset_ = 0;
+        queue.pop_front();
+        n = 0;
+      }
+    }
+  }
+
+  void wait_writable() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->socket_.async_wait(tcp::socket::wait_write,
+                               [self](const boost::system::error_code& ec) {
+                                 std::unique_lock lock(self->mutex_);
+                                 if (ec || self->closed_) {
+                                   self->writing_ = false;
+                                   return;
+                                 }
+                                 self->flush(lock);
+                               });
+    });
+  }
+
+  // ---- reading -------------------------------------------------------------------------
+
+  void read_more() {
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        std::size_t n) { self->on_read(ec, n); });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    if (!handler_) return;  // closed meanwhile
+    if (ec) {
+      do_close(ec == asio::error::eof ? "connection closed by peer" : ec.message());
+      return;
+    }
+    last_read_ns_ = now_ns();
+    if (auto error = decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this)) {
+      const std::string name(wire::wire_error_name(*error));
+      log::warn("{}: protocol error: {} ({}); closing the connection", options_.peer_name, name,
+                wire::wire_error_description(*error));
+      send(wire::Error{0, wire::error_code::kIo, "protocol error: " + name});
+      do_close("protocol error: " + name);
+      return;
+    }
+    if (handler_) read_more();
+  }
+
+  void on_heartbeat() override {}
+
+  void on_message(wire::Message&& message) override {
+    if (handler_) handler_->on_message(std::move(message));
+  }
+
+  // ---- heartbeat and liveness ---------------------------------------------------------
+
+  void arm_timer() {
+    const auto period = std::min<std::chrono::milliseconds>(
+        {options_.heartbeat / 2, std::chrono::milliseconds(dead_after_ms_.load()) / 4,
+         std::chrono::milliseconds(1000)});
+    timer_.expires_after(std::max(period, std::chrono::milliseconds(10)));
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && self->handler_) self->on_timer();
+    });
+  }
+
+  void on_timer() {
+    const std::int64_t now = now_ns();
+    const auto since_read_ms = (now - last_read_ns_.load()) / 1'000'000;
+    if (since_read_ms >= dead_after_ms_.load()) {
+      log::warn("{}: nothing received for {} ms; closing the connection", options_.peer_name,
+                since_read_ms);
+      do_close(fmt::format("peer silent for {} ms", since_read_ms));
+      return;
+    }
+    const auto since_write_ms = (now - last_write_ns_.load()) / 1'000'000;
+    if (options_.heartbeat.count() > 0 && since_write_ms >= options_.heartbeat.count()) {
+      enqueue(QueuedFrame{wire::Bytes(wire::kFrameLengthSize, 0), {}, nullptr, 0, false},
+              std::nullopt);
+    }
+    arm_timer();
+  }
+
+  // ---- closing -------------------------------------------------------------------------
+
+  void do_close(const std::string& reason) {
+    if (!handler_) return;
+    {
+      std::unique_lock lock(mutex_);
+      syscall_done_.wait(lock, [this] { return !in_syscall_; });
+      closed_ = true;
+      urgent_.clear();
+      ready_pieces_.clear();
+      streams_.clear();
+      partial_.clear();
+      partial_offset_ = 0;
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_both, ignored);
+      socket_.close(ignored);
+    }
+    open_ = false;
+    timer_.cancel();
+    log::debug("{}: connection closed: {}", options_.peer_name, reason);
+    auto handler = std::move(handler_);
+    handler->on_closed(reason);
+  }
+
+  tcp::socket socket_;
+  std::shared_ptr<ConnectionHandler> handler_;  // io thread; null once closed
+  ConnectionOptions options_;
+  asio::steady_timer timer_;
+  wire::StreamDecoder decoder_;
+  std::vector<std::uint8_t> read_buffer_;
+  std::atomic<std::int64_t> last_read_ns_{0};
+  std::atomic<std::int64_t> last_write_ns_{0};
+  std::atomic<std::int64_t> dead_after_ms_;
+  std::atomic<bool> open_{true};
+
+  std::mutex mutex_;  // guards everything below
+  std::deque<QueuedFrame> urgent_;
+  std::deque<QueuedFrame> ready_pieces_;
+  std::deque<PayloadStream> streams_;
+  wire::Bytes partial_;
+  std::size_t partial_offset_ = 0;
+  bool writing_ = false;     // a thread is flushing, or a wait for writability is armed
+  bool in_syscall_ = false;  // the writer is inside sendmsg() with a batch of borrowed bytes
+  std::condition_variable syscall_done_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<Connection> make_tcp_connection(tcp::socket socket,
+                                                std::shared_ptr<ConnectionHandler> handler,
+                                                ConnectionOptions options) {
+  return std::make_shared<TcpConnection>(std::move(socket), std::move(handler), std::move(options));
+}
+
+}  // namespace usbnet::transport

@@ -1,0 +1,34 @@
+// A usbnet-agent started for a test on a free loopback port.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace usbnet::test {
+
+// Paths of the programs under test (set by CMake).
+struct Programs {
+  static std::string agent();
+  static std::string cli();
+  static std::string shim();
+  static std::string example(const std::string& name);
+  static std::string test_program(const std::string& name);
+};
+
+class AgentProcess {
+ public:
+  // Starts the agent with `args` added (by default two simulated devices and no real USB).
+  explicit AgentProcess(std::vector<std::string> args = {"--simulate", "loopback,mouse"});
+  std::uint16_t port() const { return port_; }
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+  Process& process() { return *process_; }
+
+ private:
+  std::unique_ptr<Process> process_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace usbnet::test

@@ -1,0 +1,160 @@
+#include "wire_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace usbnet::test {
+
+namespace {
+
+struct Collector : wire::MessageSink {
+  std::deque<Received>& inbox;
+  int& heartbeats;
+  Collector(std::deque<Received>& i, int& h) : inbox(i), heartbeats(h) {}
+  void on_heartbeat() override { ++heartbeats; }
+  void on_message(wire::Message&& m) override {
+    // Own the bytes: re-encode, and decode from the owned copy.
+    Received r;
+    r.frame = wire::encode(m);
+    r.message = *wire::decode(wire::ByteView(r.frame).subspan(wire::kFrameLengthSize));
+    inbox.push_back(std::move(r));
+  }
+};
+
+}  // namespace
+
+WireClient::WireClient(std::uint16_t port, const char* host) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, host, &addr.sin_addr);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("cannot connect to the agent on port " + std::to_string(port));
+  }
+  const int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+WireClient::~WireClient() { close(); }
+
+void WireClient::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void WireClient::send_raw(wire::ByteView bytes) {
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const ssize_t n = ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) throw std::runtime_error("send failed");
+    at += static_cast<std::size_t>(n);
+  }
+}
+
+void WireClient::send(const wire::Message& message) { send_raw(wire::encode(message)); }
+
+bool WireClient::read_some(std::chrono::milliseconds timeout) {
+  if (peer_closed_ || fd_ < 0) return false;
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  std::uint8_t buffer[65536];
+  const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+  if (n <= 0) {
+    peer_closed_ = true;
+    return false;
+  }
+  Collector sink(inbox_, heartbeats_);
+  if (decoder_.feed(wire::ByteView(buffer, static_cast<std::size_t>(n)), sink)) {
+    throw std::runtime_error("the agent sent a malformed frame");
+  }
+  return true;
+}
+
+std::optional<Received> WireClient::receive(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (inbox_.empty()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    if (!read_some(left) && peer_closed_) return std::nullopt;
+  }
+  Received r = std::move(inbox_.front());
+  inbox_.pop_front();
+  return r;
+}
+
+std::optional<Received> WireClient::receive_id(std::uint32_t id,
+                                               std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+      if (wire::id_of(it->message) == id) {
+        Received r = std::move(*it);
+        inbox_.erase(it);
+        return r;
+      }
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    if (!read_some(left) && peer_closed_) return std::nullopt;
+  }
+}
+
+bool WireClient::wait_closed(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!peer_closed_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    read_some(left);
+  }
+  return true;
+}
+
+wire::Hello WireClient::handshake(std::uint32_t heartbeat_ms) {
+  const std::uint32_t id = next_id();
+  send(wire::Hello{id,
+                   wire::kProtocolVersion,
+                   wire::kCapIso | wire::kCapHotplug,
+                   heartbeat_ms,
+                   wire::AuthMethod::None,
+                   {},
+                   "wire test client"});
+  auto answer = receive_id(id);
+  if (!answer || !answer->as<wire::Hello>()) throw std::runtime_error("no HELLO from the agent");
+  return *answer->as<wire::Hello>();
+}
+
+Expected<std::uint32_t, std::int32_t> WireClient::request(wire::Message request) {
+  const std::uint32_t id = next_id();
+  std::visit(
+      [id](auto& m) {
+        if constexpr (requires { m.id; }) m.id = id;
+      },
+      request);
+  send(request);
+  auto answer = receive_id(id);
+  if (!answer) throw std::runtime_error("no answer to a request");
+  if (const auto* reply = answer->as<wire::Reply>()) return reply->value;
+  if (const auto* error = answer->as<wire::Error>()) return Unexpected{error->code};
+  throw std::runtime_error("unexpected answer to a request");
+}
+
+std::vector<wire::DeviceInfo> WireClient::list() {
+  const std::uint32_t id = next_id();
+  send(wire::ListDevices{id});
+  auto answer = receive_id(id);
+  if (!answer || !answer->as<wire::DeviceList>()) throw std::runtime_error("no DEVICE_LIST");
+  return answer->as<wire::DeviceList>()->devices;
+}
+
+}  // namespace usbnet::test

@@ -1,0 +1,64 @@
+// A blocking test client that speaks the wire protocol over a real TCP connection, for driving
+// the agent message by message (and sending it garbage).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "usbnet/wire.h"
+
+namespace usbnet::test {
+
+// A received message together with the frame its payload views point into.
+struct Received {
+  wire::Bytes frame;
+  wire::Message message;
+
+  template <typename T>
+  const T* as() const {
+    return std::get_if<T>(&message);
+  }
+};
+
+class WireClient {
+ public:
+  explicit WireClient(std::uint16_t port, const char* host = "127.0.0.1");
+  ~WireClient();
+  WireClient(const WireClient&) = delete;
+  WireClient& operator=(const WireClient&) = delete;
+
+  void send(const wire::Message& message);
+  void send_raw(wire::ByteView bytes);
+  // The next message (heartbeats are counted, not returned); nullopt on timeout or when the
+  // agent closed the connection.
+  std::optional<Received> receive(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // The next message with this id (others that arrive first are kept for later receives).
+  std::optional<Received> receive_id(std::uint32_t id,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Waits until the agent closes the connection; false if it is still open after `timeout`.
+  bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  int heartbeats() const { return heartbeats_; }
+
+  // HELLO exchange; returns the agent's HELLO.
+  wire::Hello handshake(std::uint32_t heartbeat_ms = 5000);
+  // Sends a request and returns its answer (REPLY or ERROR): value, or the error code.
+  Expected<std::uint32_t, std::int32_t> request(wire::Message request);
+  // LIST_DEVICES.
+  std::vector<wire::DeviceInfo> list();
+  std::uint32_t next_id() { return ++last_id_; }
+  void close();
+
+ private:
+  bool read_some(std::chrono::milliseconds timeout);
+
+  int fd_ = -1;
+  bool peer_closed_ = false;
+  wire::StreamDecoder decoder_;
+  std::deque<Received> inbox_;
+  int heartbeats_ = 0;
+  std::uint32_t last_id_ = 100;
+};
+
+}  // namespace usbnet::test
