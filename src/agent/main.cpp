@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
       "other machines that run with LD_PRELOAD=libusbnet.so."};
   app.set_version_flag("--version", std::string("usbnet-agent ") + USBNET_VERSION);
   app.add_option("--listen", flags.listen,
-                 "Address and port to listen on (HOST:PORT, [IPv6]:PORT or :PORT for all "
-                 "addresses)")
+                 "Address and port to listen on (HOST:PORT, [IPv6]:PORT, or :PORT for all "
+                 "addresses; port 0 picks a free one)")
       ->capture_default_str();
   app.add_option("--export", flags.export_filter,
                  "Devices to export, as VID:PID in hex, comma-separated; '*' matches anything "
@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
     return fail("--log-level: '" + flags.log_level +
                 "' is not one of error, warn, info, debug, trace");
   log::set_level(*level);
-  auto listen = transport::parse_endpoint(flags.listen, wire::kDefaultPort);
+  auto listen =
+      transport::parse_endpoint(flags.listen, wire::kDefaultPort, transport::PortZero::Allowed);
   if (!listen) return fail("--listen: " + listen.error());
   auto filter = DeviceFilter::parse(flags.export_filter);
   if (!filter) return fail("--export: " + filter.error());

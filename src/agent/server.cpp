@@ -55,8 +55,8 @@ void Server::accept_next() {
       auto connection = transport::make_tcp_connection(std::move(socket), session, copts);
       session->attach(connection);
       registry_.add_session(session);
-      std::erase_if(connections_, [](const auto& c) { return c.expired(); });
-      connections_.push_back(connection);
+      std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
+      sessions_.push_back(session);
       log::debug("{}: connection accepted", copts.peer_name);
       connection->start();
     }
@@ -67,10 +67,10 @@ void Server::accept_next() {
 void Server::stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
-  for (const auto& weak : connections_) {
-    if (auto c = weak.lock()) c->close("agent shutting down");
+  for (const auto& weak : sessions_) {
+    if (auto s = weak.lock()) s->shut_down();
   }
-  connections_.clear();
+  sessions_.clear();
 }
 
 }  // namespace usbnet::agent

@@ -38,7 +38,7 @@ class Server {
   DeviceRegistry& registry_;
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::weak_ptr<transport::Connection>> connections_;
+  std::vector<std::weak_ptr<Session>> sessions_;
 };
 
 }  // namespace usbnet::agent

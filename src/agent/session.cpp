@@ -389,6 +389,26 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
 
 // ---- the end of the connection -------------------------------------------------------------
 
+void Session::shut_down() {
+  if (closed_) return;
+  auto self = shared_from_this();
+  auto remaining = std::make_shared<std::size_t>(0);
+  auto finish = [self] {
+    self->connection_->close_when_sent("agent shutting down", std::chrono::seconds(1));
+  };
+  std::vector<std::uint32_t> open;
+  for (const auto& [id, h] : handles_) {
+    if (!h.closing) open.push_back(id);
+  }
+  if (open.empty()) return finish();
+  *remaining = open.size();
+  for (std::uint32_t id : open) {
+    close_handle(id, [remaining, finish] {
+      if (--*remaining == 0) finish();
+    });
+  }
+}
+
 void Session::on_closed(const std::string& reason) {
   if (closed_) return;
   closed_ = true;

@@ -40,6 +40,10 @@ class Session : public transport::ConnectionHandler, public std::enable_shared_f
   void on_message(wire::Message&& message) override;
   void on_closed(const std::string& reason) override;
 
+  // The agent is shutting down: cancels the client's transfers, closes its handles, tells it
+  // (the completions go out), then closes the connection.
+  void shut_down();
+
   // From the registry.
   void device_arrived(const wire::DeviceInfo& info);
   void device_left(std::uint32_t device_id);

@@ -75,6 +75,9 @@ class Connection {
   // Closes the connection: queued frames are dropped, the handler's on_closed runs on the io
   // thread. Thread-safe; later calls do nothing.
   virtual void close(const std::string& reason) = 0;
+  // Closes once every frame queued so far is written (within `grace`; then closes anyway).
+  // Thread-safe.
+  virtual void close_when_sent(const std::string& reason, std::chrono::milliseconds grace) = 0;
 
   virtual bool is_open() const = 0;
   virtual const std::string& peer_name() const = 0;

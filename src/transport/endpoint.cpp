@@ -11,7 +11,8 @@ std::string Endpoint::to_string() const {
   return fmt::format("{}:{}", host, port);
 }
 
-Expected<Endpoint, std::string> parse_endpoint(std::string_view text, std::uint16_t default_port) {
+Expected<Endpoint, std::string> parse_endpoint(std::string_view text, std::uint16_t default_port,
+                                               PortZero port_zero) {
   auto fail = [&](std::string_view why) {
     return Unexpected{fmt::format("'{}' is not HOST:PORT: {}", text, why)};
   };
@@ -47,9 +48,10 @@ Expected<Endpoint, std::string> parse_endpoint(std::string_view text, std::uint1
     unsigned value = 0;
     const auto [end, ec] =
         std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 ||
+    const unsigned lowest = port_zero == PortZero::Allowed ? 0 : 1;
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || value < lowest ||
         value > 65535) {
-      return fail("the port must be a number from 1 to 65535");
+      return fail(fmt::format("the port must be a number from {} to 65535", lowest));
     }
     endpoint.port = static_cast<std::uint16_t>(value);
   }

@@ -18,7 +18,10 @@ struct Endpoint {
 };
 
 // Accepts "host:port", "[v6addr]:port", "host" (default_port) and ":port" (host "").
-// The error is a sentence saying what is wrong with the text.
-Expected<Endpoint, std::string> parse_endpoint(std::string_view text, std::uint16_t default_port);
+// Port 0 (any free port) only for a listening address. The error is a sentence saying what is
+// wrong with the text.
+enum class PortZero { Refused, Allowed };
+Expected<Endpoint, std::string> parse_endpoint(std::string_view text, std::uint16_t default_port,
+                                               PortZero port_zero = PortZero::Refused);
 
 }  // namespace usbnet::transport

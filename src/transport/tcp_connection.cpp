@@ -147,6 +147,19 @@ class TcpConnection final : public Connection,
                    [self = shared_from_this(), reason] { self->do_close(reason); });
   }
 
+  void close_when_sent(const std::string& reason, std::chrono::milliseconds grace) override {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), reason, grace] {
+      if (!self->handler_) return;
+      self->drain_reason_ = reason;
+      self->draining_ = true;
+      self->timer_.expires_after(grace);
+      self->timer_.async_wait([self](const boost::system::error_code& ec) {
+        if (!ec) self->do_close(self->drain_reason_);
+      });
+      self->close_if_drained();
+    });
+  }
+
   bool is_open() const override { return open_.load(); }
   const std::string& peer_name() const override { return options_.peer_name; }
 
@@ -245,6 +258,9 @@ class TcpConnection final : public Connection,
       return;
     }
     writing_ = false;
+    if (draining_) {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close_if_drained(); });
+    }
   }
 
   // Drops what the kernel took of the batch: `partial_` first, then the batch's frames; the
@@ -286,6 +302,19 @@ class TcpConnection final : public Connection,
     }
   }
 
+  // While draining (close_when_sent), closes as soon as nothing is left to write.
+  void close_if_drained() {
+    if (drain_reason_.empty() || !handler_) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (writing_ || !urgent_.empty() || !ready_pieces_.empty() || !streams_.empty() ||
+          partial_offset_ < partial_.size()) {
+        return;
+      }
+    }
+    do_close(drain_reason_);
+  }
+
   void wait_writable() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
       self->socket_.async_wait(tcp::socket::wait_write,
@@ -319,7 +348,11 @@ class TcpConnection final : public Connection,
       const std::string name(wire::wire_error_name(*error));
       log::warn("{}: protocol error: {} ({}); closing the connection", options_.peer_name, name,
                 wire::wire_error_description(*error));
-      send(wire::Error{0, wire::error_code::kIo, "protocol error: " + name});
+      // A peer of another protocol version learns which one this side speaks.
+      const bool version = *error == wire::WireError::UnsupportedVersion;
+      send(wire::Error{0, version ? wire::error_code::kNotSupported : wire::error_code::kIo,
+                       version ? "protocol version not supported (this side speaks version 1)"
+                               : "protocol error: " + name});
       do_close("protocol error: " + name);
       return;
     }
@@ -335,6 +368,7 @@ class TcpConnection final : public Connection,
   // ---- heartbeat and liveness ---------------------------------------------------------
 
   void arm_timer() {
+    if (!drain_reason_.empty()) return;  // the timer now bounds the drain
     const auto period = std::min<std::chrono::milliseconds>(
         {options_.heartbeat / 2, std::chrono::milliseconds(dead_after_ms_.load()) / 4,
          std::chrono::milliseconds(1000)});
@@ -395,6 +429,8 @@ class TcpConnection final : public Connection,
   std::atomic<std::int64_t> last_write_ns_{0};
   std::atomic<std::int64_t> dead_after_ms_;
   std::atomic<bool> open_{true};
+  std::string drain_reason_;           // io thread: set by close_when_sent
+  std::atomic<bool> draining_{false};  // any thread may read it
 
   std::mutex mutex_;  // guards everything below
   std::deque<QueuedFrame> urgent_;
