@@ -54,6 +54,9 @@ void set_sink(std::function<void(Level, std::string_view)> sink) {
   custom_sink = std::move(sink);
 }
 
+void lock_for_fork() { sink_mutex.lock(); }
+void unlock_after_fork() { sink_mutex.unlock(); }
+
 void write(Level l, std::string_view message) {
   std::lock_guard lock(sink_mutex);
   if (custom_sink) {

@@ -25,6 +25,11 @@ void set_sink(std::function<void(Level, std::string_view)> sink);
 
 void write(Level level, std::string_view message);
 
+// For fork handlers: the sink's lock, held across fork() so that a child never inherits it
+// locked by another thread.
+void lock_for_fork();
+void unlock_after_fork();
+
 template <typename... Args>
 void at(Level l, fmt::format_string<Args...> format, Args&&... args) {
   if (enabled(l)) write(l, fmt::format(format, std::forward<Args>(args)...));

@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "common/log.h"
+
 namespace usbnet::interpose {
 
 PointerSet<Context>& contexts() {
@@ -61,8 +63,34 @@ bool TransferTable::contains(const libusb_transfer* t) const {
 }
 
 namespace {
+
 std::atomic<bool> in_forked_child{false};
-void on_fork_child() { in_forked_child = true; }
+
+// The process-wide locks another thread (an agent connection's) may hold: fork() happens only
+// while the forking thread holds them all, so the child gets them unlocked.
+void lock_all_for_fork() {
+  log::lock_for_fork();
+  contexts().mutex().lock();
+  remote_devices().mutex().lock();
+  remote_handles().mutex().lock();
+  allocations().mutex().lock();
+  remote_transfers().mutex().lock();
+}
+
+void unlock_all_after_fork() {
+  remote_transfers().mutex().unlock();
+  allocations().mutex().unlock();
+  remote_handles().mutex().unlock();
+  remote_devices().mutex().unlock();
+  contexts().mutex().unlock();
+  log::unlock_after_fork();
+}
+
+void on_fork_child() {
+  unlock_all_after_fork();
+  in_forked_child = true;
+}
+
 }  // namespace
 
 void keep_forever(std::shared_ptr<AgentLink> link) {
@@ -76,7 +104,8 @@ bool forked_child() { return in_forked_child.load(std::memory_order_relaxed); }
 
 void note_agent_use() {
   static std::once_flag once;
-  std::call_once(once, [] { ::pthread_atfork(nullptr, nullptr, &on_fork_child); });
+  std::call_once(
+      once, [] { ::pthread_atfork(&lock_all_for_fork, &unlock_all_after_fork, &on_fork_child); });
 }
 
 }  // namespace usbnet::interpose

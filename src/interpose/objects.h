@@ -41,6 +41,9 @@ class Immortal {
 template <typename T>
 class PointerSet {
  public:
+  // Held across fork() so that the child never inherits it locked by another thread.
+  std::mutex& mutex() const { return mutex_; }
+
   void add(const T* p) {
     std::lock_guard lock(mutex_);
     set_.insert(p);
@@ -78,6 +81,7 @@ struct RemoteTransfer {
 
 class TransferTable {
  public:
+  std::mutex& mutex() const { return mutex_; }
   // Adds a transfer; false if it is already in flight.
   bool add(libusb_transfer* t, RemoteTransfer state);
   // Records the trans_id; returns true if a cancel was asked for before it was known.

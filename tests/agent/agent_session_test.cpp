@@ -160,7 +160,7 @@ TEST_CASE("two clients racing for one interface: exactly one wins") {
   CHECK(busy == kClients - 1);
 }
 
-TEST_CASE("a client that vanishes mid-transfer releases everything; others go on") {
+TEST_CASE("a client that vanishes mid-transfer releases everything and others go on") {
   AgentProcess agent;
   {
     WireClient doomed(agent.port());

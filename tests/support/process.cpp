@@ -45,7 +45,7 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     const int null = ::open("/dev/null", O_RDONLY);
     ::dup2(null, STDIN_FILENO);
     for (const auto& [name, value] : env) {
-      if (value.empty()) {
+      if (value == kUnset) {
         ::unsetenv(name.c_str());
       } else {
         ::setenv(name.c_str(), value.c_str(), 1);

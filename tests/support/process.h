@@ -12,9 +12,12 @@
 
 namespace usbnet::test {
 
+// An environment value that removes the variable (an empty string sets it empty).
+inline const std::string kUnset = "\x01unset";
+
 class Process {
  public:
-  // Starts `argv` with the current environment plus `env` (a value of "" removes a variable).
+  // Starts `argv` with the current environment changed by `env` (see kUnset).
   Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {});
   ~Process();  // kills it if still running
   Process(const Process&) = delete;
