@@ -286,7 +286,7 @@ void Session::handle(wire::UrbCancel& m) {
   }
 }
 
-void Session::pump(const EndpointKey& key) {
+void Session::pump(EndpointKey key) {
   auto it = waiting_.find(key);
   if (it == waiting_.end()) return;
   std::deque<std::uint32_t>& queue = it->second;

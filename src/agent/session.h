@@ -84,7 +84,7 @@ class Session : public transport::ConnectionHandler, public std::enable_shared_f
 
   void device_request(std::uint32_t id, std::uint32_t handle_id, const DeviceRequest& request);
   void close_handle(std::uint32_t handle_id, std::function<void()> done);
-  void pump(const EndpointKey& key);
+  void pump(EndpointKey key);  // by value: dispatching may erase the URB it came from
   void dispatch(std::uint32_t trans_id);
   void complete(std::uint32_t trans_id, TransferPtr transfer);
   void fail_urb(std::uint32_t trans_id, wire::UrbStatus status);

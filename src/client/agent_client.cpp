@@ -198,10 +198,13 @@ class AgentClient::Impl {
     {
       std::lock_guard lock(mutex_);
       devices_ = list.devices;
-      state_ = State::Ready;
-      state_changed_.notify_all();
     }
+    // The listener learns of the devices before anyone waiting in ensure_connected() wakes up
+    // to ask for them.
     listener_->on_connected(list.devices);
+    std::lock_guard lock(mutex_);
+    state_ = State::Ready;
+    state_changed_.notify_all();
   }
 
   void handle(const wire::DeviceArrived& arrived) {

@@ -4,15 +4,27 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <string>
 
 namespace usbnet::log {
 
 namespace {
+
+// Never destroyed: threads may still log while the program runs its static destructors.
+struct Sink {
+  std::mutex mutex;
+  std::string prefix = "usbnet";
+  std::function<void(Level, std::string_view)> custom;
+};
+Sink& sink() {
+  alignas(Sink) static unsigned char storage[sizeof(Sink)];
+  static Sink* s = new (storage) Sink;
+  return *s;
+}
+
 std::atomic<Level> current_level{Level::Warn};
-std::mutex sink_mutex;
-std::string line_prefix = "usbnet";
-std::function<void(Level, std::string_view)> custom_sink;
+
 }  // namespace
 
 void set_level(Level l) { current_level = l; }
@@ -45,26 +57,27 @@ std::optional<Level> parse_level(std::string_view text) {
 }
 
 void set_prefix(std::string_view prefix) {
-  std::lock_guard lock(sink_mutex);
-  line_prefix = prefix;
+  std::lock_guard lock(sink().mutex);
+  sink().prefix = prefix;
 }
 
-void set_sink(std::function<void(Level, std::string_view)> sink) {
-  std::lock_guard lock(sink_mutex);
-  custom_sink = std::move(sink);
+void set_sink(std::function<void(Level, std::string_view)> custom) {
+  std::lock_guard lock(sink().mutex);
+  sink().custom = std::move(custom);
 }
 
-void lock_for_fork() { sink_mutex.lock(); }
-void unlock_after_fork() { sink_mutex.unlock(); }
+void lock_for_fork() { sink().mutex.lock(); }
+void unlock_after_fork() { sink().mutex.unlock(); }
 
 void write(Level l, std::string_view message) {
-  std::lock_guard lock(sink_mutex);
-  if (custom_sink) {
-    custom_sink(l, message);
+  Sink& s = sink();
+  std::lock_guard lock(s.mutex);
+  if (s.custom) {
+    s.custom(l, message);
     return;
   }
   // One write() per line, so lines from several threads or processes never interleave.
-  const std::string line = fmt::format("{}: {}: {}\n", line_prefix, level_name(l), message);
+  const std::string line = fmt::format("{}: {}: {}\n", s.prefix, level_name(l), message);
   for (std::size_t at = 0; at < line.size();) {
     const ssize_t n = ::write(STDERR_FILENO, line.data() + at, line.size() - at);
     if (n <= 0) break;

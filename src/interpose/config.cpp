@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "common/log.h"
+#include "interpose/objects.h"
 #include "usbnet/protocol.h"
 
 namespace usbnet::interpose {
@@ -84,7 +85,9 @@ Config parse_config(const char* agent, const char* devices, const char* log_leve
 }
 
 const Config& config() {
-  static const Config c = [] {
+  // Immortal: the agent threads may still read it while a program that never called
+  // libusb_exit runs its static destructors.
+  static Immortal<Config> c([] {
     log::set_prefix("libusbnet");
     std::vector<std::string> errors;
     Config parsed = parse_config(
@@ -94,8 +97,8 @@ const Config& config() {
         std::getenv("USBNET_PIECE_SIZE"), errors);
     for (const std::string& e : errors) log::error("{}", e);
     return parsed;
-  }();
-  return c;
+  }());
+  return c.get();
 }
 
 }  // namespace usbnet::interpose

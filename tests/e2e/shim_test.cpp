@@ -18,10 +18,12 @@ namespace {
 // The environment of a program run through the shim.
 std::map<std::string, std::string> shim_env(const AgentProcess& agent,
                                             const std::string& devices = "1209:*") {
-  return {{"LD_PRELOAD", Programs::shim()},
+  // USBNET_TEST_SHIM_LOG (say "debug") makes the shim talk, for debugging a failure.
+  const char* log = std::getenv("USBNET_TEST_SHIM_LOG");
+  return {{"LD_PRELOAD", Programs::preload()},
           {"USBNET_AGENT", agent.endpoint()},
           {"USBNET_DEVICES", devices},
-          {"USBNET_LOG", kUnset}};
+          {"USBNET_LOG", log ? log : kUnset}};
 }
 
 int count(const std::string& text, const std::string& what) {
@@ -235,7 +237,7 @@ TEST_CASE("bad environment values give one clear line, and the program goes on")
 }
 
 TEST_CASE("an unreachable agent is one warning line and local devices still work") {
-  auto env = std::map<std::string, std::string>{{"LD_PRELOAD", Programs::shim()},
+  auto env = std::map<std::string, std::string>{{"LD_PRELOAD", Programs::preload()},
                                                 {"USBNET_AGENT", "127.0.0.1:1"},
                                                 {"USBNET_DEVICES", "*"},
                                                 {"USBNET_CONNECT_TIMEOUT_MS", "500"}};

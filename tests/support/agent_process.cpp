@@ -8,6 +8,7 @@ namespace usbnet::test {
 std::string Programs::agent() { return USBNET_AGENT_BIN; }
 std::string Programs::cli() { return USBNET_CLI_BIN; }
 std::string Programs::shim() { return USBNET_SHIM_LIB; }
+std::string Programs::preload() { return USBNET_PRELOAD_BEFORE_SHIM USBNET_SHIM_LIB; }
 std::string Programs::example(const std::string& name) {
   return std::string(USBNET_EXAMPLES_DIR) + "/" + name;
 }

@@ -14,6 +14,8 @@ struct Programs {
   static std::string agent();
   static std::string cli();
   static std::string shim();
+  // The LD_PRELOAD value that loads the shim (after the sanitizer runtimes in such builds).
+  static std::string preload();
   static std::string example(const std::string& name);
   static std::string test_program(const std::string& name);
 };

@@ -64,6 +64,12 @@ Process::~Process() {
     kill(SIGKILL);
     wait(std::chrono::seconds(5));
   }
+  // USBNET_TEST_LOG_DIR keeps what every child process wrote, for debugging a failure.
+  if (const char* dir = std::getenv("USBNET_TEST_LOG_DIR")) {
+    const std::string base = std::string(dir) + "/" + std::to_string(pid_);
+    std::ofstream(base + ".out") << out();
+    std::ofstream(base + ".err") << err();
+  }
   ::unlink(out_path_.c_str());
   ::unlink(err_path_.c_str());
 }
