@@ -19,6 +19,25 @@
 
 namespace usbnet::agent {
 
+// Transfer buffers are overwritten by the network or the device: growing one does not zero it.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using TransferBuffer = std::vector<std::uint8_t, UninitializedAllocator<std::uint8_t>>;
+
 // One transfer as the device runs it.
 struct Transfer {
   std::uint32_t trans_id = 0;
@@ -30,7 +49,7 @@ struct Transfer {
   // OUT: the data to send. IN: sized to the length requested; the device fills the front.
   // For control transfers this is the data stage only (the setup packet is `setup`).
   // For isochronous transfers the packets lie back to back at their requested lengths.
-  std::vector<std::uint8_t> buffer;
+  TransferBuffer buffer;
   std::vector<std::uint32_t> iso_lengths;  // requested length of each packet
 
   // Results, set by the backend before `done`.

@@ -113,6 +113,7 @@ class AgentClient::Impl {
     copts.dead_after = options_.dead_after;
     copts.piece_size = options_.piece_size;
     copts.peer_name = options_.agent.to_string();
+    copts.foreground_reading = true;  // event loops read answers on their own thread
     auto handler = std::make_shared<Handler>(this, ++generation_);
     auto conn = transport::make_tcp_connection(std::move(*socket_), handler, copts);
     socket_.reset();
@@ -176,7 +177,18 @@ class AgentClient::Impl {
     std::uint64_t generation;
   };
 
+  // Messages arrive on the io thread, or on a thread in read_now(). URB, reply and device
+  // events are handled where they arrive (under mutex_); the handshake belongs to the io thread.
   void on_message(wire::Message&& message) {
+    const bool handshake = std::holds_alternative<wire::Hello>(message) ||
+                           std::holds_alternative<wire::DeviceList>(message);
+    if (handshake && !io_.get_executor().running_in_this_thread()) {
+      // Neither carries payload views: the copy is whole.
+      asio::post(io_, [this, m = std::move(message)]() mutable {
+        std::visit([this](auto& x) { handle(x); }, m);
+      });
+      return;
+    }
     std::visit([this](auto& m) { handle(m); }, message);
   }
 
@@ -264,10 +276,20 @@ class AgentClient::Impl {
   void protocol_fault(const std::string& what) {
     log::warn("agent {}: protocol violation: {}; closing the connection",
               options_.agent.to_string(), what);
-    if (conn_) {
-      conn_->send(wire::Error{0, kIo, "protocol error: " + what});
-      conn_->close("protocol violation: " + what);
+    std::shared_ptr<transport::Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      conn = conn_;
     }
+    if (conn) {
+      conn->send(wire::Error{0, kIo, "protocol error: " + what});
+      conn->close("protocol violation: " + what);
+    }
+  }
+
+  std::shared_ptr<transport::Connection> ready_connection() const {
+    std::lock_guard lock(mutex_);
+    return state_ == State::Ready ? conn_ : nullptr;
   }
 
   void answer(std::uint32_t id, Expected<std::uint32_t, std::int32_t> result) {
@@ -493,6 +515,7 @@ class AgentClient::Impl {
                      std::shared_ptr<std::promise<Expected<std::uint32_t, std::int32_t>>>>
       pending_;
   UrbTracker tracker_;
+  std::shared_ptr<transport::Connection> corked_;  // the connection cork() applied to
   std::multimap<Clock::time_point, std::uint32_t> deadlines_;
   bool watchdog_armed_ = false;
 
@@ -536,5 +559,51 @@ Expected<std::uint32_t, std::int32_t> AgentClient::submit(wire::UrbSubmit submit
 }
 
 bool AgentClient::cancel(std::uint32_t trans_id) { return impl_->cancel(trans_id); }
+
+AgentClient::ForegroundReading::ForegroundReading(std::shared_ptr<transport::Connection> c)
+    : connection_(std::move(c)) {
+  if (connection_) {
+    connection_->claim_reading();
+    claim_.reset(connection_.get());
+  }
+}
+
+AgentClient::ForegroundReading::~ForegroundReading() = default;
+
+void AgentClient::ForegroundReading::Release::operator()(transport::Connection* c) const {
+  c->release_reading();
+}
+
+int AgentClient::ForegroundReading::fd() const {
+  return connection_ ? connection_->native_handle() : -1;
+}
+
+void AgentClient::ForegroundReading::read_now() {
+  if (connection_) connection_->read_now();
+}
+
+AgentClient::ForegroundReading AgentClient::claim_reading() {
+  return ForegroundReading(impl_->ready_connection());
+}
+
+void AgentClient::cork() {
+  std::lock_guard lock(impl_->mutex_);
+  impl_->corked_ = impl_->conn_;
+  if (impl_->corked_) impl_->corked_->cork();
+}
+
+void AgentClient::uncork() {
+  std::shared_ptr<transport::Connection> conn;
+  {
+    std::lock_guard lock(impl_->mutex_);
+    conn = std::move(impl_->corked_);
+  }
+  if (conn) conn->uncork();
+}
+
+int AgentClient::socket_fd() const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->conn_ ? impl_->conn_->native_handle() : -1;
+}
 
 }  // namespace usbnet::client

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/urb_tracker.h"
+#include "transport/connection.h"
 #include "transport/endpoint.h"
 #include "usbnet/expected.h"
 #include "usbnet/messages.h"
@@ -79,6 +80,33 @@ class AgentClient {
   // Asks for a URB to end early; its `done` then reports CANCELLED (or the status it reached
   // first). Returns false if it is not in flight.
   bool cancel(std::uint32_t trans_id);
+
+  // For a thread that waits for URBs anyway (an event loop): it claims the reading of the
+  // connection's socket, polls it, and reads what arrived on its own thread, so that `done`
+  // runs there without a hop through the io thread. The claim ends with the object.
+  class ForegroundReading {
+   public:
+    ForegroundReading() = default;
+    explicit ForegroundReading(std::shared_ptr<class transport::Connection> connection);
+    ForegroundReading(ForegroundReading&&) noexcept = default;
+    ForegroundReading& operator=(ForegroundReading&&) noexcept = default;
+    ~ForegroundReading();
+    int fd() const;  // -1 when there is no connection
+    void read_now();
+
+   private:
+    struct Release {
+      void operator()(transport::Connection* c) const;
+    };
+    std::shared_ptr<transport::Connection> connection_;
+    std::unique_ptr<transport::Connection, Release> claim_;
+  };
+  ForegroundReading claim_reading();
+  // The connection's socket (-1 when there is none), for an event loop's list of descriptors.
+  int socket_fd() const;
+  // Batches this thread's URBs into one write (see transport::Connection::cork).
+  void cork();
+  void uncork();
 
  private:
   class Impl;

@@ -52,8 +52,9 @@ void AgentLink::on_connected(const std::vector<wire::DeviceInfo>& devices) {
   std::lock_guard lock(mutex_);
   if (warned_) log::warn("reached the agent at {}", agent().to_string());
   warned_ = false;
+  socket_fd_ = client_->socket_fd();
   // Devices found by the first attempt were there before the program looked: not arrivals.
-  if (context_) context_->agent_connected(*this, devices, !first_attempt_);
+  if (context_) context_->agent_connected(*this, devices, !first_attempt_, socket_fd_);
 }
 
 void AgentLink::on_device_arrived(const wire::DeviceInfo& device) {
@@ -66,11 +67,9 @@ void AgentLink::on_device_left(std::uint32_t device_id) {
 
 void AgentLink::on_disconnected(const std::string& reason) {
   log::warn("lost the agent at {} ({}); its devices are gone", agent().to_string(), reason);
-  {
-    std::lock_guard lock(mutex_);
-    warned_ = true;
-  }
-  with_context([&](Context& c) { c.agent_lost(*this); });
+  std::lock_guard lock(mutex_);
+  warned_ = true;
+  if (context_) context_->agent_lost(*this, std::exchange(socket_fd_, -1));
 }
 
 }  // namespace usbnet::interpose

@@ -41,6 +41,7 @@ class AgentLink : public client::ClientListener, public std::enable_shared_from_
   Context* context_;  // null once detached
   int index_;
   bool warned_ = false;
+  int socket_fd_ = -1;  // of the current connection, to report its removal after it closed
   bool tried_ = false;
   bool first_attempt_ = false;
   std::unique_ptr<client::AgentClient> client_;  // last: its thread may call the above

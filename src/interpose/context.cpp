@@ -174,8 +174,9 @@ void Context::detach_device(
 }
 
 void Context::agent_connected(AgentLink& link, const std::vector<wire::DeviceInfo>& devices,
-                              bool announce) {
+                              bool announce, int socket_fd) {
   for (const auto& info : devices) attach_device(link, info, announce);
+  if (socket_fd >= 0) notify_pollfd(socket_fd, true);
 }
 
 void Context::agent_device_arrived(AgentLink& link, const wire::DeviceInfo& info) {
@@ -188,13 +189,31 @@ void Context::agent_device_left(AgentLink& link, std::uint32_t device_id) {
   if (it != attached_.end()) detach_device(it);
 }
 
-void Context::agent_lost(AgentLink& link) {
-  std::lock_guard lock(devices_mutex_);
-  for (auto it = attached_.begin(); it != attached_.end();) {
-    auto next = std::next(it);
-    if (it->first.first == &link) detach_device(it);
-    it = next;
+void Context::agent_lost(AgentLink& link, int socket_fd) {
+  {
+    std::lock_guard lock(devices_mutex_);
+    for (auto it = attached_.begin(); it != attached_.end();) {
+      auto next = std::next(it);
+      if (it->first.first == &link) detach_device(it);
+      it = next;
+    }
   }
+  if (socket_fd >= 0) notify_pollfd(socket_fd, false);
+}
+
+// Tells a program that polls libusb's descriptors itself about an agent's socket.
+void Context::notify_pollfd(int fd, bool added) {
+  libusb_pollfd_added_cb on_added;
+  libusb_pollfd_removed_cb on_removed;
+  void* data;
+  {
+    std::lock_guard lock(pollfds_mutex_);
+    on_added = user_added_;
+    on_removed = user_removed_;
+    data = user_pollfd_data_;
+  }
+  if (added && on_added) on_added(fd, POLLIN, data);
+  if (!added && on_removed) on_removed(fd, data);
 }
 
 // ---- the event lock ------------------------------------------------------------------------
@@ -285,6 +304,21 @@ int Context::handle_events_locked(const timeval* tv) {
 
 int Context::wait_and_dispatch(const timeval* tv) {
   std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+  // The agents' sockets: an answer that arrives while this thread waits is read and handled
+  // right here, without a hop through the connection's own thread.
+  std::vector<std::shared_ptr<AgentLink>> links;
+  {
+    std::lock_guard lock(links_mutex_);
+    links = links_;
+  }
+  std::vector<client::AgentClient::ForegroundReading> polled;
+  for (const auto& link : links) {
+    auto reading = link->client().claim_reading();
+    if (reading.fd() < 0) continue;
+    fds.push_back({reading.fd(), POLLIN, 0});
+    polled.push_back(std::move(reading));
+  }
+  const std::size_t first_real = fds.size();
   int timeout_ms = to_milliseconds_rounded_up(*tv);
   bool real_timeout = false;
   if (real_) {
@@ -304,8 +338,12 @@ int Context::wait_and_dispatch(const timeval* tv) {
   }
   const int n = ::poll(fds.data(), fds.size(), timeout_ms);
   if (n < 0) return errno == EINTR ? LIBUSB_ERROR_INTERRUPTED : LIBUSB_ERROR_IO;
+  for (std::size_t i = 0; i < polled.size(); ++i) {
+    if (fds[1 + i].revents != 0) polled[i].read_now();
+  }
+  polled.clear();  // the io thread may read again
   bool real_ready = real_timeout && n == 0;
-  for (std::size_t i = 1; i < fds.size(); ++i) {
+  for (std::size_t i = first_real; i < fds.size(); ++i) {
     if (fds[i].revents != 0) real_ready = true;
     if (fds[i].revents & POLLNVAL) {
       std::lock_guard lock(pollfds_mutex_);
@@ -330,7 +368,9 @@ void Context::wake() {
 void Context::post(Event event) {
   std::lock_guard lock(queue_mutex_);
   queue_.push_back(std::move(event));
-  wake();
+  // The event-handling thread itself (reading an agent's socket) drains the queue next: no
+  // need to wake it.
+  if (handling_context != this) wake();
 }
 
 void Context::post_completion(libusb_transfer* transfer, client::UrbResult result) {
@@ -362,6 +402,14 @@ bool Context::drain() {
       [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
     }
   }
+  if (events.empty()) return woken;
+  // Transfers resubmitted by these callbacks leave in one write per agent.
+  std::vector<std::shared_ptr<AgentLink>> links;
+  {
+    std::lock_guard lock(links_mutex_);
+    links = links_;
+  }
+  for (auto& link : links) link->client().cork();
   for (Event& e : events) {
     if (e.transfer) {
       run_completion(e);
@@ -369,7 +417,8 @@ bool Context::drain() {
       run_hotplug(e);
     }
   }
-  return woken || !events.empty();
+  for (auto& link : links) link->client().uncork();
+  return true;
 }
 
 void Context::run_completion(Event& event) {
@@ -416,7 +465,15 @@ void LIBUSB_CALL Context::real_pollfd_removed(int fd, void* self) {
 }
 
 const libusb_pollfd** Context::get_pollfds() {
+  // The wake-up eventfd, the agents' sockets (so that the program's own loop wakes up for
+  // their answers and hands them to libusb_handle_events* to read), and the real library's.
   std::vector<libusb_pollfd> all{{wake_fd_, POLLIN}};
+  {
+    std::lock_guard lock(links_mutex_);
+    for (const auto& link : links_) {
+      if (const int fd = link->client().socket_fd(); fd >= 0) all.push_back({fd, POLLIN});
+    }
+  }
   if (real_) {
     {
       std::lock_guard lock(pollfds_mutex_);

@@ -49,11 +49,12 @@ class Context {
 
   // Called on agent threads.
   // `announce`: report the devices as hotplug arrivals (not for the first connection).
-  void agent_connected(AgentLink& link, const std::vector<wire::DeviceInfo>& devices,
-                       bool announce);
+  // `socket_fd` joins the descriptors the program's event loop polls.
+  void agent_connected(AgentLink& link, const std::vector<wire::DeviceInfo>& devices, bool announce,
+                       int socket_fd);
   void agent_device_arrived(AgentLink& link, const wire::DeviceInfo& info);
   void agent_device_left(AgentLink& link, std::uint32_t device_id);
-  void agent_lost(AgentLink& link);
+  void agent_lost(AgentLink& link, int socket_fd);
 
   // ---- events ----
   int try_lock_events();
@@ -121,6 +122,7 @@ class Context {
   void detach_device(std::map<std::pair<AgentLink*, std::uint32_t>, RemoteDevice*>::iterator it);
   std::uint8_t bus_for(int link_index, std::uint8_t agent_bus);
   void refresh_real_pollfds();
+  void notify_pollfd(int fd, bool added);
   static void LIBUSB_CALL real_pollfd_added(int fd, short events, void* self);
   static void LIBUSB_CALL real_pollfd_removed(int fd, void* self);
   static int LIBUSB_CALL real_hotplug(libusb_context* ctx, libusb_device* device,

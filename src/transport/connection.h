@@ -1,7 +1,9 @@
 // A framed usbnet connection over TCP: the one seam between the protocol and the network.
 //
-// Reading runs on the io thread that drives the io_context: bytes go through the stream decoder
-// and every message reaches the handler there. Sending is thread-safe: a sender whose frame finds
+// Reading: the io thread reads whatever arrives, unless another thread is reading at that
+// moment: a thread that waits for the peer's answer anyway may poll the socket itself and call
+// read_now(), so that the answer is handled without a thread hop. Messages reach the handler on
+// whichever thread read them, one at a time. Sending is thread-safe: a sender whose frame finds
 // the socket idle writes it itself, at once, without a thread hop; otherwise the frame waits in
 // the queue and whoever is writing sends it. Small messages go before payload pieces, so a
 // control URB waits for at most one piece of a large transfer. Heartbeats go out when the
@@ -28,15 +30,19 @@ struct ConnectionOptions {
   std::chrono::milliseconds dead_after{15000};  // close when the peer is silent this long
   std::uint32_t piece_size = wire::kDefaultPieceSize;
   std::string peer_name;  // for log lines ("127.0.0.1:51234")
+  // Other threads may read the socket (claim_reading / read_now). Without it the io thread is
+  // the only reader and reads speculatively, which costs fewer system calls.
+  bool foreground_reading = false;
 };
 
 class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
-  // A whole, valid message. Payload views are valid during the call only.
+  // A whole, valid message. Payload views are valid during the call only. Called on the io
+  // thread, or on a thread in read_now(); never on two threads at once.
   virtual void on_message(wire::Message&& message) = 0;
   // The connection is closed (by either side, by an error, by a protocol violation or by
-  // silence); called once, after which the connection calls nothing more.
+  // silence); called once, on the io thread, after which the connection calls nothing more.
   virtual void on_closed(const std::string& reason) = 0;
 };
 
@@ -81,6 +87,23 @@ class Connection {
 
   virtual bool is_open() const = 0;
   virtual const std::string& peer_name() const = 0;
+
+  // The socket, for a thread that wants to poll() it for readability (-1 once closed).
+  virtual int native_handle() const = 0;
+  // A thread about to poll() the socket and call read_now() claims the reading: while any
+  // claim is held the io thread leaves the socket alone (it looks again every millisecond), so
+  // the two never race for the same bytes. Thread-safe.
+  virtual void claim_reading() = 0;
+  virtual void release_reading() = 0;
+  // Reads and handles, on the calling thread, whatever has arrived. Waits for the io thread if
+  // it is reading at that moment. Thread-safe.
+  virtual void read_now() = 0;
+
+  // Batching: between cork() and uncork(), frames this thread sends are queued and go out
+  // together at uncork() (one system call for a burst of completions or resubmissions).
+  // Other threads' frames are not held back. Nested calls are counted.
+  virtual void cork() = 0;
+  virtual void uncork() = 0;
 };
 
 // A connection over an already connected TCP socket. The handler is kept alive until on_closed

@@ -15,7 +15,6 @@
 
 #include <array>
 #include <atomic>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
@@ -23,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "common/log.h"
 #include "transport/connection.h"
@@ -37,7 +37,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t kReadBufferSize = 256 * 1024;
+constexpr std::size_t kReadBufferSize = 1024 * 1024;
 constexpr std::size_t kMaxIovecs = 64;
 // One piece per batch: a frame queued meanwhile goes out before the next piece.
 constexpr std::size_t kPiecesPerBatch = 1;
@@ -81,7 +81,11 @@ class TcpConnection final : public Connection,
   }
 
   void start() override {
-    read_more();
+    if (options_.foreground_reading) {
+      wait_readable();
+    } else {
+      read_more();
+    }
     arm_timer();
   }
 
@@ -143,12 +147,13 @@ class TcpConnection final : public Connection,
   }
 
   void close(const std::string& reason) override {
-    asio::dispatch(socket_.get_executor(),
-                   [self = shared_from_this(), reason] { self->do_close(reason); });
+    // Posted, never run inline: the caller may be a message handler, up the stack from a read.
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), reason] { self->do_close(reason); });
   }
 
   void close_when_sent(const std::string& reason, std::chrono::milliseconds grace) override {
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this(), reason, grace] {
+    asio::post(socket_.get_executor(), [self = shared_from_this(), reason, grace] {
       if (!self->handler_) return;
       self->drain_reason_ = reason;
       self->draining_ = true;
@@ -182,7 +187,7 @@ class TcpConnection final : public Connection,
     if (closed_) return false;
     urgent_.push_back(std::move(frame));
     if (stream) streams_.push_back(std::move(*stream));
-    if (writing_) return true;
+    if (writing_ || (corks_ > 0 && cork_owner_ == std::this_thread::get_id())) return true;
     writing_ = true;
     flush(lock);
     return true;
@@ -331,38 +336,121 @@ class TcpConnection final : public Connection,
 
   // ---- reading -------------------------------------------------------------------------
 
+  // The io thread as the only reader: Asio tries the read at once and waits only when nothing
+  // is there, with no system call to re-arm the wait.
   void read_more() {
-    socket_.async_read_some(asio::buffer(read_buffer_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t n) { self->on_read(ec, n); });
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (!self->handler_) return;
+          if (ec) {
+            self->fail(ec == asio::error::eof ? "connection closed by peer" : ec.message());
+            return;
+          }
+          std::lock_guard lock(self->read_mutex_);
+          self->cork();
+          self->consume_read(n);
+          self->uncork();
+          if (self->open_ && !self->failed_) self->read_more();
+        });
   }
 
-  void on_read(const boost::system::error_code& ec, std::size_t n) {
-    if (!handler_) return;  // closed meanwhile
-    if (ec) {
-      do_close(ec == asio::error::eof ? "connection closed by peer" : ec.message());
+  void wait_readable() {
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                         if (ec || !self->handler_) return;
+                         self->io_read();
+                       });
+  }
+
+  // The io thread's turn to read, unless another thread has claimed the reading: then it
+  // looks again a little later instead of waking for every frame that thread will read.
+  void io_read() {
+    if (foreground_readers_.load() > 0) {
+      park_timer_.expires_after(std::chrono::milliseconds(10));
+      park_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec && self->handler_) self->io_read();
+      });
       return;
     }
+    {
+      std::unique_lock lock(read_mutex_, std::try_to_lock);
+      if (lock) read_available();
+    }
+    if (open_) wait_readable();
+  }
+
+  void cork() override {
+    std::lock_guard lock(mutex_);
+    if (corks_++ == 0) cork_owner_ = std::this_thread::get_id();
+  }
+
+  void uncork() override {
+    std::unique_lock lock(mutex_);
+    if (--corks_ > 0 || writing_ || closed_) return;
+    writing_ = true;
+    flush(lock);
+  }
+
+  void claim_reading() override { ++foreground_readers_; }
+  void release_reading() override { --foreground_readers_; }
+
+  void read_now() override {
+    if (!open_) return;
+    std::lock_guard lock(read_mutex_);
+    read_available();
+  }
+
+  int native_handle() const override { return open_ ? fd_ : -1; }
+
+  // Reads until the socket has nothing more, handling each message; what the handlers send in
+  // answer goes out together at the end. Called with read_mutex_.
+  void read_available() {
+    cork();
+    read_batch();
+    uncork();
+  }
+
+  void read_batch() {
+    for (int rounds = 0; rounds < 64 && open_ && !failed_; ++rounds) {
+      const ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) {
+        fail(n == 0 ? "connection closed by peer" : std::string(std::strerror(errno)));
+        return;
+      }
+      if (!consume_read(static_cast<std::size_t>(n))) return;
+    }
+  }
+
+  // Decodes `n` bytes just read into read_buffer_; false after a protocol error.
+  bool consume_read(std::size_t n) {
     last_read_ns_ = now_ns();
-    if (auto error = decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this)) {
-      const std::string name(wire::wire_error_name(*error));
-      log::warn("{}: protocol error: {} ({}); closing the connection", options_.peer_name, name,
-                wire::wire_error_description(*error));
-      // A peer of another protocol version learns which one this side speaks.
-      const bool version = *error == wire::WireError::UnsupportedVersion;
-      send(wire::Error{0, version ? wire::error_code::kNotSupported : wire::error_code::kIo,
-                       version ? "protocol version not supported (this side speaks version 1)"
-                               : "protocol error: " + name});
-      do_close("protocol error: " + name);
-      return;
-    }
-    if (handler_) read_more();
+    auto error = decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this);
+    if (!error) return true;
+    const std::string name(wire::wire_error_name(*error));
+    log::warn("{}: protocol error: {} ({}); closing the connection", options_.peer_name, name,
+              wire::wire_error_description(*error));
+    // A peer of another protocol version learns which one this side speaks.
+    const bool version = *error == wire::WireError::UnsupportedVersion;
+    send(wire::Error{0, version ? wire::error_code::kNotSupported : wire::error_code::kIo,
+                     version ? "protocol version not supported (this side speaks version 1)"
+                             : "protocol error: " + name});
+    fail("protocol error: " + name);
+    return false;
+  }
+
+  // Stops reading and lets the io thread close the connection.
+  void fail(const std::string& reason) {
+    failed_ = true;
+    close(reason);
   }
 
   void on_heartbeat() override {}
 
   void on_message(wire::Message&& message) override {
-    if (handler_) handler_->on_message(std::move(message));
+    if (!failed_ && handler_) handler_->on_message(std::move(message));
   }
 
   // ---- heartbeat and liveness ---------------------------------------------------------
@@ -400,6 +488,7 @@ class TcpConnection final : public Connection,
   void do_close(const std::string& reason) {
     if (!handler_) return;
     {
+      std::lock_guard reading(read_mutex_);  // no thread is inside recv() on the socket
       std::unique_lock lock(mutex_);
       syscall_done_.wait(lock, [this] { return !in_syscall_; });
       closed_ = true;
@@ -408,12 +497,13 @@ class TcpConnection final : public Connection,
       streams_.clear();
       partial_.clear();
       partial_offset_ = 0;
+      open_ = false;
       boost::system::error_code ignored;
       socket_.shutdown(tcp::socket::shutdown_both, ignored);
       socket_.close(ignored);
     }
-    open_ = false;
     timer_.cancel();
+    park_timer_.cancel();
     log::debug("{}: connection closed: {}", options_.peer_name, reason);
     auto handler = std::move(handler_);
     handler->on_closed(reason);
@@ -429,6 +519,11 @@ class TcpConnection final : public Connection,
   std::atomic<std::int64_t> last_write_ns_{0};
   std::atomic<std::int64_t> dead_after_ms_;
   std::atomic<bool> open_{true};
+  std::atomic<bool> failed_{false};  // reading stopped: the connection is being closed
+  const int fd_ = socket_.native_handle();
+  std::mutex read_mutex_;  // one reader at a time: the io thread or a read_now() caller
+  std::atomic<int> foreground_readers_{0};
+  asio::steady_timer park_timer_{socket_.get_executor()};
   std::string drain_reason_;           // io thread: set by close_when_sent
   std::atomic<bool> draining_{false};  // any thread may read it
 
@@ -438,7 +533,9 @@ class TcpConnection final : public Connection,
   std::deque<PayloadStream> streams_;
   wire::Bytes partial_;
   std::size_t partial_offset_ = 0;
-  bool writing_ = false;     // a thread is flushing, or a wait for writability is armed
+  bool writing_ = false;  // a thread is flushing, or a wait for writability is armed
+  int corks_ = 0;
+  std::thread::id cork_owner_;
   bool in_syscall_ = false;  // the writer is inside sendmsg() with a batch of borrowed bytes
   std::condition_variable syscall_done_;
   bool closed_ = false;

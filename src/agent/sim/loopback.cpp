@@ -49,7 +49,7 @@ class LoopbackDevice final : public SimDevice {
       case 0x03: {
         MessageQueue& q = ep.address == 0x01 ? bulk_ : interrupt_;
         if (!q.messages.empty() && q.bytes + size > kQueueLimit) return;  // waits for readers
-        q.messages.push_back(t.buffer);
+        q.messages.emplace_back(t.buffer.begin(), t.buffer.end());
         q.bytes += size;
         complete(ep, head, UrbStatus::Completed, size);
         return pump(static_cast<std::uint8_t>(ep.address | 0x80));

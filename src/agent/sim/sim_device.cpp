@@ -80,7 +80,19 @@ std::size_t count_pattern_errors(const std::uint8_t* data, std::size_t n, std::u
     const std::size_t chunk = std::min<std::size_t>(n, 65536);
     const std::uint8_t* expected = table.data() + offset % 251;
     if (std::memcmp(data, expected, chunk) != 0) {
-      for (std::size_t i = 0; i < chunk; ++i) errors += data[i] != expected[i];
+      // Eight bytes at a time: each differing byte leaves a nonzero byte in the XOR.
+      std::size_t i = 0;
+      for (; i + 8 <= chunk; i += 8) {
+        std::uint64_t a, b;
+        std::memcpy(&a, data + i, 8);
+        std::memcpy(&b, expected + i, 8);
+        std::uint64_t x = a ^ b;
+        x |= x >> 4;
+        x |= x >> 2;
+        x |= x >> 1;
+        errors += static_cast<std::size_t>(__builtin_popcountll(x & 0x0101010101010101ull));
+      }
+      for (; i < chunk; ++i) errors += data[i] != expected[i];
     }
     data += chunk;
     offset += chunk;

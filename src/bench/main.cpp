@@ -1,0 +1,296 @@
+// usbnet-bench: how close usbnet comes to the network's own limit.
+//
+// Every figure is printed beside the raw loopback-TCP figure of the same shape, measured in the
+// same run on the same machine, and their ratio: these machines are shared and absolute times
+// drift, ratios much less. The usbnet side is measured by a worker process, a plain libusb
+// program started with LD_PRELOAD=libusbnet.so, talking to a usbnet-agent with the simulated
+// loopback device, both started here.
+//
+//   usbnet-bench [--quick] [--piece-size BYTES]
+//
+// Each row alternates between usbnet and raw TCP for several rounds and compares the medians,
+// so that a machine that gets busier or quieter during the run affects both alike.
+#include <fcntl.h>
+#include <libusb.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/raw_tcp.h"
+#include "bench/usb_measure.h"
+
+namespace fs = std::filesystem;
+using namespace usbnet::bench;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct Options {
+  bool quick = false;
+  std::string piece_size;
+};
+
+const std::vector<std::size_t> kControlSizes = {8, 64, 1024};
+const std::vector<std::size_t> kBulkSizes = {4096, 65536, 1 << 20};
+const std::vector<int> kDepths = {1, 2, 4, 8, 16, 32};
+constexpr std::size_t kAsyncSize = 65536;
+
+// ---- the worker: measures through libusb on command ----------------------------------------
+//
+// It reads one command per line from stdin and answers with one number per line:
+//   control SIZE ITERATIONS    -> median round trip in ns
+//   sync_in SIZE MILLISECONDS  -> bytes per second
+//   async in|out DEPTH MILLISECONDS -> bytes per second (64 KiB transfers)
+
+int worker() {
+  libusb_context* ctx = nullptr;
+  if (libusb_init(&ctx) != 0) return 1;
+  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  if (!h || libusb_claim_interface(h, 0) != 0) {
+    std::fprintf(stderr, "usbnet-bench: the loopback device is not reachable\n");
+    return 1;
+  }
+  char line[128];
+  try {
+    while (std::fgets(line, sizeof line, stdin)) {
+      char what[16] = {}, direction[8] = {};
+      unsigned long a = 0, b = 0;
+      double value = 0;
+      if (std::sscanf(line, "control %lu %lu", &a, &b) == 2) {
+        value = static_cast<double>(control_round_trip(h, a, static_cast<int>(b)).count());
+      } else if (std::sscanf(line, "sync_in %lu %lu", &a, &b) == 2) {
+        value = sync_bulk_in(h, a, milliseconds(b));
+      } else if (std::sscanf(line, "async %7s %lu %lu", direction, &a, &b) == 3) {
+        value = async_bulk(ctx, h, std::strcmp(direction, "in") == 0, kAsyncSize,
+                           static_cast<int>(a), milliseconds(b));
+      } else if (std::sscanf(line, "%15s", what) == 1 && std::strcmp(what, "quit") == 0) {
+        break;
+      }
+      std::printf("%.0f\n", value);
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
+    return 1;
+  }
+  libusb_release_interface(h, 0);
+  libusb_close(h);
+  libusb_exit(ctx);
+  return 0;
+}
+
+// ---- the driver -------------------------------------------------------------------------
+
+// A child process with a pipe to its stdin and one from its stdout.
+struct Child {
+  pid_t pid = -1;
+  FILE* to = nullptr;
+  FILE* from = nullptr;
+  std::string stderr_path;
+};
+
+Child spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  int in[2], out[2];
+  if (::pipe(in) != 0 || ::pipe(out) != 0) throw std::runtime_error("pipe failed");
+  char path[] = "/tmp/usbnet-bench-XXXXXX";
+  const int err = ::mkstemp(path);
+  Child child;
+  child.stderr_path = path;
+  child.pid = ::fork();
+  if (child.pid == 0) {
+    ::dup2(in[0], STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err, STDERR_FILENO);
+    ::close(in[1]);
+    ::close(out[0]);
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err);
+  child.to = ::fdopen(in[1], "w");
+  child.from = ::fdopen(out[0], "r");
+  return child;
+}
+
+std::string slurp(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buffer[4096];
+    std::size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) out.append(buffer, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+double ask(Child& worker, const std::string& command) {
+  std::fprintf(worker.to, "%s\n", command.c_str());
+  std::fflush(worker.to);
+  char line[64];
+  if (!std::fgets(line, sizeof line, worker.from)) {
+    throw std::runtime_error("the worker failed: " + slurp(worker.stderr_path));
+  }
+  return std::atof(line);
+}
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+std::string human_rate(double bytes_per_second) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f MB/s", bytes_per_second / 1e6);
+  return text;
+}
+
+std::string human_time(double ns) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f us", ns / 1e3);
+  return text;
+}
+
+// One row: rounds alternate between usbnet and raw TCP, so that both see the same machine;
+// the medians of the rounds are compared.
+template <typename Ours, typename Raw>
+void row(const std::string& name, int rounds, Ours ours, Raw raw, bool is_time, const char* note) {
+  std::vector<double> a, b;
+  for (int r = 0; r < rounds; ++r) {
+    a.push_back(ours());
+    b.push_back(raw());
+  }
+  const double x = median(a), y = median(b);
+  std::printf("%-36s %12s %12s %8.2f  %s\n", name.c_str(),
+              (is_time ? human_time(x) : human_rate(x)).c_str(),
+              (is_time ? human_time(y) : human_rate(y)).c_str(), x / y, note);
+  std::fflush(stdout);
+}
+
+int driver(const char* self, const Options& o) {
+  const fs::path dir = fs::canonical("/proc/self/exe").parent_path();
+  const fs::path agent = dir / "../agent/usbnet-agent";
+  const fs::path shim = dir / "../interpose/libusbnet.so";
+  if (!fs::exists(agent) || !fs::exists(shim)) {
+    std::fprintf(stderr, "usbnet-bench: run it from the build tree (no %s or %s)\n", agent.c_str(),
+                 shim.c_str());
+    return 2;
+  }
+  std::vector<std::string> agent_args{agent.string(), "--listen", "127.0.0.1:0", "--no-usb",
+                                      "--simulate",   "loopback", "--log-level", "info"};
+  if (!o.piece_size.empty()) agent_args.insert(agent_args.end(), {"--piece-size", o.piece_size});
+  Child agent_process = spawn(agent_args, {});
+  std::string port;
+  for (int i = 0; i < 100 && port.empty(); ++i) {
+    std::smatch m;
+    const std::string log = slurp(agent_process.stderr_path);
+    if (std::regex_search(log, m, std::regex(R"(\(port (\d+)\))"))) port = m[1];
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  if (port.empty()) {
+    std::fprintf(stderr, "usbnet-bench: the agent did not start\n");
+    return 1;
+  }
+  std::map<std::string, std::string> env{{"LD_PRELOAD", shim.string()},
+                                         {"USBNET_AGENT", "127.0.0.1:" + port},
+                                         {"USBNET_DEVICES", "1209:0001"}};
+  if (!o.piece_size.empty()) env["USBNET_PIECE_SIZE"] = o.piece_size;
+  Child worker_process = spawn({self, "--worker"}, env);
+  RawTcpServer raw;
+
+  const int rounds = o.quick ? 3 : 5;
+  const auto slice = milliseconds(o.quick ? 100 : 300);
+  const int iterations = o.quick ? 300 : 1000;
+  std::printf(
+      "usbnet-bench: usbnet (agent + libusbnet.so, simulated loopback device) beside raw\n"
+      "loopback TCP; %d alternating rounds per row, medians compared\n",
+      rounds);
+  std::printf("%-36s %12s %12s %8s\n", "", "usbnet", "raw TCP", "ratio");
+  int status = 0;
+  try {
+    for (std::size_t size : kControlSizes) {
+      row(
+          "control round trip, " + std::to_string(size) + " B (median)", rounds,
+          [&] {
+            return ask(worker_process,
+                       "control " + std::to_string(size) + " " + std::to_string(iterations));
+          },
+          [&] { return static_cast<double>(raw.median_round_trip(8, size, iterations).count()); },
+          true, "target <= 1.30");
+    }
+    for (std::size_t size : kBulkSizes) {
+      row(
+          "sync bulk IN, " + std::to_string(size / 1024) + " KiB", rounds,
+          [&] {
+            return ask(worker_process,
+                       "sync_in " + std::to_string(size) + " " + std::to_string(slice.count()));
+          },
+          [&] { return raw.request_response_throughput(8, size, slice); }, false, "");
+    }
+    for (const char* direction : {"in", "out"}) {
+      const bool in = std::strcmp(direction, "in") == 0;
+      for (int depth : kDepths) {
+        row(
+            std::string("async bulk ") + (in ? "IN" : "OUT") + ", 64 KiB, depth " +
+                std::to_string(depth),
+            rounds,
+            [&] {
+              return ask(worker_process, std::string("async ") + direction + " " +
+                                             std::to_string(depth) + " " +
+                                             std::to_string(slice.count()));
+            },
+            [&] { return raw.stream_throughput(kAsyncSize, slice, !in); }, false,
+            depth >= 8 ? "target >= 0.75" : "");
+      }
+    }
+    std::fprintf(worker_process.to, "quit\n");
+    std::fflush(worker_process.to);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
+    status = 1;
+  }
+  ::waitpid(worker_process.pid, nullptr, 0);
+  ::kill(agent_process.pid, SIGTERM);
+  ::waitpid(agent_process.pid, nullptr, 0);
+  ::unlink(worker_process.stderr_path.c_str());
+  ::unlink(agent_process.stderr_path.c_str());
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  bool is_worker = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--worker") {
+      is_worker = true;
+    } else if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--piece-size" && i + 1 < argc) {
+      o.piece_size = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--piece-size BYTES]\n", argv[0]);
+      return 2;
+    }
+  }
+  return is_worker ? worker() : driver(argv[0], o);
+}

@@ -1,0 +1,102 @@
+#include "bench/usb_measure.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace usbnet::bench {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr std::uint8_t kVendorOut = 0x40, kVendorIn = 0xc0, kWriteBuffer = 0x01, kReadBuffer = 0x02;
+constexpr std::uint8_t kSource = 0x82, kSink = 0x02;
+
+void require(int r, const char* what) {
+  if (r < 0) throw std::runtime_error(std::string(what) + ": " + libusb_error_name(r));
+}
+}  // namespace
+
+std::chrono::nanoseconds control_round_trip(libusb_device_handle* h, std::size_t size,
+                                            int iterations) {
+  std::vector<unsigned char> buffer(4096, 0xa5);
+  require(libusb_control_transfer(h, kVendorOut, kWriteBuffer, 0, 0, buffer.data(), 4096, 1000),
+          "WRITE_BUFFER");
+  std::vector<std::chrono::nanoseconds> times;
+  for (int i = 0; i < iterations + 100; ++i) {
+    const auto start = Clock::now();
+    const int r = libusb_control_transfer(h, kVendorIn, kReadBuffer, 0, 0, buffer.data(),
+                                          static_cast<std::uint16_t>(size), 1000);
+    if (r != static_cast<int>(size)) require(r < 0 ? r : LIBUSB_ERROR_IO, "READ_BUFFER");
+    if (i >= 100) times.push_back(Clock::now() - start);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+double sync_bulk_in(libusb_device_handle* h, std::size_t size, std::chrono::milliseconds duration) {
+  std::vector<unsigned char> buffer(size);
+  std::size_t bytes = 0;
+  const auto start = Clock::now();
+  while (Clock::now() - start < duration) {
+    int n = 0;
+    require(libusb_bulk_transfer(h, kSource, buffer.data(), static_cast<int>(size), &n, 5000),
+            "bulk IN");
+    bytes += static_cast<std::size_t>(n);
+  }
+  return static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+namespace {
+struct Stream {
+  Clock::time_point deadline;
+  std::size_t bytes = 0;
+  int in_flight = 0;
+  int errors = 0;
+};
+
+void LIBUSB_CALL on_done(libusb_transfer* t) {
+  auto* s = static_cast<Stream*>(t->user_data);
+  if (t->status == LIBUSB_TRANSFER_COMPLETED) {
+    s->bytes += static_cast<std::size_t>(t->actual_length);
+  } else {
+    ++s->errors;
+  }
+  if (Clock::now() < s->deadline && t->status == LIBUSB_TRANSFER_COMPLETED &&
+      libusb_submit_transfer(t) == 0) {
+    return;
+  }
+  --s->in_flight;
+}
+}  // namespace
+
+double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::size_t size,
+                  int depth, std::chrono::milliseconds duration) {
+  Stream stream;
+  // OUT data follows the device's pattern (byte n is n % 251), as a sink that checks it expects.
+  std::vector<std::vector<unsigned char>> buffers(depth, std::vector<unsigned char>(size));
+  for (auto& b : buffers) {
+    for (std::size_t i = 0; i < size; ++i) b[i] = static_cast<unsigned char>(i % 251);
+  }
+  std::vector<libusb_transfer*> transfers;
+  const auto start = Clock::now();
+  stream.deadline = start + duration;
+  for (int i = 0; i < depth; ++i) {
+    libusb_transfer* t = libusb_alloc_transfer(0);
+    libusb_fill_bulk_transfer(t, h, in ? kSource : kSink, buffers[i].data(), static_cast<int>(size),
+                              &on_done, &stream, 5000);
+    require(libusb_submit_transfer(t), "submit");
+    ++stream.in_flight;
+    transfers.push_back(t);
+  }
+  while (stream.in_flight > 0) {
+    timeval tv{1, 0};
+    require(libusb_handle_events_timeout_completed(ctx, &tv, nullptr), "handle events");
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (libusb_transfer* t : transfers) libusb_free_transfer(t);
+  if (stream.errors > 0) throw std::runtime_error("async transfers failed");
+  return static_cast<double>(stream.bytes) / seconds;
+}
+
+}  // namespace usbnet::bench
