@@ -1,0 +1,150 @@
+// A plain libusb program that checks the asynchronous API's semantics on remote devices:
+// cancellation in flight, CANCELLED statuses, FREE_TRANSFER and FREE_BUFFER, resubmission from
+// the callback, per-endpoint order, timeouts, and a stall. Exit status: the number of failures.
+#include <libusb.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+int failures = 0;
+void check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) ++failures;
+}
+
+struct Log {
+  std::vector<int> order;  // which transfers completed, in the order they did
+  std::vector<int> statuses;
+  int freed = 0;
+};
+Log events;
+
+void LIBUSB_CALL record(libusb_transfer* t) {
+  events.order.push_back(static_cast<int>(reinterpret_cast<std::intptr_t>(t->user_data)));
+  events.statuses.push_back(t->status);
+}
+
+void run_events(libusb_context* ctx, std::size_t until) {
+  for (int i = 0; events.order.size() < until && i < 200; ++i) {
+    timeval tv{0, 50000};
+    libusb_handle_events_timeout_completed(ctx, &tv, nullptr);
+  }
+}
+
+libusb_transfer* bulk(libusb_device_handle* h, unsigned char ep, unsigned char* buffer, int length,
+                      int id, unsigned timeout = 0) {
+  libusb_transfer* t = libusb_alloc_transfer(0);
+  libusb_fill_bulk_transfer(t, h, ep, buffer, length, &record,
+                            reinterpret_cast<void*>(static_cast<std::intptr_t>(id)), timeout);
+  return t;
+}
+
+}  // namespace
+
+int main() {
+  libusb_context* ctx = nullptr;
+  if (libusb_init(&ctx) != 0) return 100;
+  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  if (!h || libusb_claim_interface(h, 0) != 0) return 101;
+  libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);  // RESET_STREAMS
+
+  // Four reads wait on the empty loopback queue; two are cancelled; two get data, in order.
+  std::vector<std::vector<unsigned char>> buffers(4, std::vector<unsigned char>(512));
+  std::vector<libusb_transfer*> reads;
+  for (int i = 0; i < 4; ++i) {
+    reads.push_back(bulk(h, 0x81, buffers[i].data(), 512, i));
+    check(libusb_submit_transfer(reads[i]) == 0, "submit read " + std::to_string(i));
+  }
+  check(libusb_cancel_transfer(reads[1]) == 0, "cancel a read in flight");
+  check(libusb_cancel_transfer(reads[1]) == LIBUSB_ERROR_NOT_FOUND, "cancel it twice");
+  check(libusb_cancel_transfer(reads[2]) == 0, "cancel another");
+  run_events(ctx, 2);
+  unsigned char a[10], b[20];
+  std::memset(a, 'a', sizeof a);
+  std::memset(b, 'b', sizeof b);
+  int n = 0;
+  libusb_bulk_transfer(h, 0x01, a, sizeof a, &n, 1000);
+  libusb_bulk_transfer(h, 0x01, b, sizeof b, &n, 1000);
+  run_events(ctx, 4);
+  check(events.order.size() == 4, "four callbacks");
+  int cancelled = 0;
+  for (std::size_t i = 0; i < events.order.size(); ++i) {
+    if (events.statuses[i] == LIBUSB_TRANSFER_CANCELLED) ++cancelled;
+  }
+  check(cancelled == 2, "two CANCELLED");
+  check(reads[0]->status == LIBUSB_TRANSFER_COMPLETED && reads[0]->actual_length == 10 &&
+            buffers[0][0] == 'a',
+        "the first read got the first message");
+  check(reads[3]->status == LIBUSB_TRANSFER_COMPLETED && reads[3]->actual_length == 20 &&
+            buffers[3][0] == 'b',
+        "the last read got the second message");
+  for (libusb_transfer* t : reads) libusb_free_transfer(t);
+
+  // FREE_TRANSFER and FREE_BUFFER: libusb frees both after the callback.
+  events = {};
+  auto* heap = static_cast<unsigned char*>(std::malloc(4096));
+  libusb_transfer* freed = bulk(h, 0x82, heap, 4096, 7);
+  freed->flags = LIBUSB_TRANSFER_FREE_TRANSFER | LIBUSB_TRANSFER_FREE_BUFFER;
+  check(libusb_submit_transfer(freed) == 0, "submit a self-freeing transfer");
+  run_events(ctx, 1);
+  check(events.order == std::vector<int>{7} && events.statuses[0] == LIBUSB_TRANSFER_COMPLETED,
+        "it completed (and was freed: see valgrind/ASan)");
+
+  // A timeout ends a waiting read with TIMED_OUT.
+  events = {};
+  libusb_transfer* slow = bulk(h, 0x81, buffers[0].data(), 512, 8, 150);
+  libusb_submit_transfer(slow);
+  run_events(ctx, 1);
+  check(slow->status == LIBUSB_TRANSFER_TIMED_OUT && slow->actual_length == 0, "TIMED_OUT");
+  libusb_free_transfer(slow);
+
+  // A halted endpoint: STALL.
+  events = {};
+  libusb_control_transfer(h, 0x02, LIBUSB_REQUEST_SET_FEATURE, 0, 0x82, nullptr, 0, 1000);
+  libusb_transfer* stalled = bulk(h, 0x82, buffers[0].data(), 512, 9);
+  libusb_submit_transfer(stalled);
+  run_events(ctx, 1);
+  check(stalled->status == LIBUSB_TRANSFER_STALL, "STALL");
+  libusb_free_transfer(stalled);
+  libusb_clear_halt(h, 0x82);
+
+  // Resubmitting from the callback, many times, keeps the order of the source's pattern.
+  struct Chain {
+    int left = 50;
+    std::uint64_t offset = 0;
+    int wrong = 0;
+  } chain;
+  std::vector<unsigned char> chunk(1000);
+  libusb_transfer* again = libusb_alloc_transfer(0);
+  libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);
+  libusb_fill_bulk_transfer(
+      again, h, 0x82, chunk.data(), 1000,
+      [](libusb_transfer* t) {
+        auto* c = static_cast<Chain*>(t->user_data);
+        for (int i = 0; i < t->actual_length; ++i) {
+          if (t->buffer[i] != (c->offset + i) % 251) ++c->wrong;
+        }
+        c->offset += static_cast<std::uint64_t>(t->actual_length);
+        if (--c->left > 0) libusb_submit_transfer(t);
+      },
+      &chain, 1000);
+  libusb_submit_transfer(again);
+  for (int i = 0; chain.left > 0 && i < 500; ++i) {
+    timeval tv{0, 50000};
+    libusb_handle_events_timeout(ctx, &tv);
+  }
+  check(chain.left == 0 && chain.wrong == 0 && chain.offset == 50000, "resubmitted 50 times");
+  libusb_free_transfer(again);
+
+  libusb_release_interface(h, 0);
+  libusb_close(h);
+  libusb_exit(ctx);
+  std::printf("async semantics: %d failures\n", failures);
+  return failures;
+}
