@@ -10,34 +10,39 @@ namespace usbnet::client {
 using wire::UrbStatus;
 
 void UrbTracker::add(std::uint32_t trans_id, TrackedUrb urb) {
-  const Key key = key_of(urb);
   Entry entry;
   entry.urb = std::move(urb);
+  entry.sequence = next_sequence_++;
   urbs_.emplace(trans_id, std::move(entry));
-  order_[key].push_back(trans_id);
 }
 
 std::optional<std::string> UrbTracker::check_fits(const Entry& e,
                                                   const wire::UrbComplete& c) const {
   const TrackedUrb& u = e.urb;
+  if (c.data_len > u.in.size()) {
+    return fmt::format("URB_COMPLETE {} carries {} bytes for a buffer of {}", c.trans_id,
+                       c.data_len, u.in.size());
+  }
   if (!u.iso_lengths.empty()) {
     if (c.iso.size() != u.iso_lengths.size()) {
       return fmt::format("URB_COMPLETE {} has {} iso packets, the URB {}", c.trans_id, c.iso.size(),
                          u.iso_lengths.size());
     }
+    std::uint64_t sum = 0;
     for (std::size_t i = 0; i < c.iso.size(); ++i) {
       if (c.iso[i].actual_length > u.iso_lengths[i]) {
         return fmt::format("URB_COMPLETE {}: iso packet {} has {} bytes, {} were asked for",
                            c.trans_id, i, c.iso[i].actual_length, u.iso_lengths[i]);
       }
+      sum += c.iso[i].actual_length;
+    }
+    if (!u.in.empty() && c.data_len != sum) {
+      return fmt::format("URB_COMPLETE {}: iso IN packets hold {} bytes, {} are carried",
+                         c.trans_id, sum, c.data_len);
     }
     return std::nullopt;
   }
   if (!c.iso.empty()) return fmt::format("URB_COMPLETE {} has iso packets", c.trans_id);
-  if (c.data_len > u.in.size()) {
-    return fmt::format("URB_COMPLETE {} carries {} bytes for a buffer of {}", c.trans_id,
-                       c.data_len, u.in.size());
-  }
   return std::nullopt;
 }
 
@@ -84,7 +89,10 @@ Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_complete(
     return Unexpected{
         fmt::format("URB_COMPLETE {}: {}", c.trans_id, wire::wire_error_name(more.error()))};
   }
-  if (!e.abandoned) e.reported = UrbResult{c.status, c.actual_length, c.iso};
+  if (!e.abandoned) {
+    e.reported = UrbResult{c.status, c.actual_length, c.iso};
+    order_[key_of(e.urb)].push_back(c.trans_id);
+  }
   place(e, c.payload);
   if (*more) return std::vector<ReadyCompletion>{};
   return after_whole(c.trans_id, e);
@@ -144,23 +152,36 @@ std::vector<ReadyCompletion> UrbTracker::finish_locally(std::uint32_t trans_id, 
   for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
   e.reported = std::move(result);
   e.whole = true;
+  order_[key_of(e.urb)].push_back(trans_id);
   return release(key_of(e.urb));
 }
 
 std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {
   std::vector<ReadyCompletion> ready;
+  auto fail = [&](std::uint32_t trans_id, Entry& e) {
+    UrbResult result{status, 0, {}};
+    for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
+    ready.push_back({trans_id, std::move(e.urb.done), std::move(result)});
+  };
+  // First what the agent had answered, in the order it did (those whose data was still
+  // coming fail); then the unanswered ones, in the order they were submitted.
   for (auto& [key, queue] : order_) {
     for (std::uint32_t trans_id : queue) {
       Entry& e = urbs_.at(trans_id);
       if (e.whole) {
         ready.push_back({trans_id, std::move(e.urb.done), std::move(*e.reported)});
-        continue;
+      } else {
+        fail(trans_id, e);
       }
-      UrbResult result{status, 0, {}};
-      for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
-      ready.push_back({trans_id, std::move(e.urb.done), std::move(result)});
+      e.abandoned = true;  // dealt with
     }
   }
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> unanswered;
+  for (const auto& [trans_id, e] : urbs_) {
+    if (!e.agent_answered && !e.abandoned) unanswered.emplace_back(e.sequence, trans_id);
+  }
+  std::sort(unanswered.begin(), unanswered.end());
+  for (const auto& [sequence, trans_id] : unanswered) fail(trans_id, urbs_.at(trans_id));
   order_.clear();
   urbs_.clear();
   assembler_ = wire::PieceAssembler{};

@@ -2,8 +2,11 @@
 //
 // It pairs each URB_COMPLETE (and its URB_DATA pieces) with the URB it answers, copies the IN
 // data straight into the submitter's buffer (scattering isochronous packets to their offsets),
-// and releases completions in submission order per endpoint, as the kernel reaps them. Pure
-// logic: no sockets, no threads; the caller serializes access and runs the callbacks it gets.
+// and releases completions per endpoint in the order the agent reported them (the device's
+// order: in submission order, except that a cancelled or timed-out URB ends at once, as the
+// kernel gives it back), holding a completion only while an earlier one's data is still
+// arriving in pieces. Pure logic: no sockets, no threads; the caller serializes access and
+// runs the callbacks it gets.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +75,7 @@ class UrbTracker {
     bool agent_answered = false;        // URB_COMPLETE arrived
     bool whole = false;                 // reported, with all its data placed
     bool abandoned = false;             // finished locally; discard what the agent still sends
+    std::uint64_t sequence = 0;         // submission order
     std::uint32_t data_received = 0;    // IN bytes placed so far (non-iso)
     std::size_t packet = 0;             // iso scatter cursor: the packet being filled,
     std::uint32_t packet_offset = 0;    // the bytes placed in it,
@@ -86,7 +90,9 @@ class UrbTracker {
   std::vector<ReadyCompletion> release(Key key);
 
   std::unordered_map<std::uint32_t, Entry> urbs_;
-  std::map<Key, std::deque<std::uint32_t>> order_;  // trans_ids per endpoint, submission order
+  // Per endpoint, the trans_ids whose outcome is known, in the order it became known.
+  std::map<Key, std::deque<std::uint32_t>> order_;
+  std::uint64_t next_sequence_ = 0;
   wire::PieceAssembler assembler_;
 };
 

@@ -65,7 +65,8 @@ std::optional<WireError> check_complete(const UrbComplete& c) {
     if (static_cast<std::uint32_t>(p.status) > kMaxUrbStatus) return WireError::BadStatus;
     iso_sum += p.actual_length;
   }
-  if (c.iso.empty() ? (c.data_len != 0 && c.data_len != c.actual_length) : iso_sum != c.data_len) {
+  // IN completions carry their bytes, OUT ones none (the direction is the URB's, not known here).
+  if (c.data_len != 0 && c.data_len != (c.iso.empty() ? c.actual_length : iso_sum)) {
     return WireError::BadDataLength;
   }
   if (c.payload.size() > c.data_len) return WireError::PayloadTooLarge;

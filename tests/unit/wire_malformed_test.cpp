@@ -208,6 +208,13 @@ TEST_CASE("URB_COMPLETE field ranges") {
   put32(iso_sum, kCompleteDataLen, 5);
   CHECK(decode_error(iso_sum) == WireError::BadDataLength);
 
+  // An isochronous OUT completion: packets with lengths, no bytes carried.
+  UrbComplete iso_out;
+  iso_out.trans_id = 9;
+  iso_out.iso = {{UrbStatus::Completed, 100}, {UrbStatus::Error, 0}};
+  Bytes out_frame = encode(iso_out);
+  CHECK(decode(ByteView(out_frame).subspan(kFrameLengthSize)).has_value());
+
   Bytes extra = vector_frame("urb_complete_interrupt_in");
   extra.push_back(0);
   CHECK(decode_error(extra) == WireError::PayloadTooLarge);

@@ -90,9 +90,10 @@ class RandomMessages {
     c.trans_id = u32();
     c.status = static_cast<UrbStatus>(below(kMaxUrbStatus + 1));
     if (below(3) == 0) {
+      const bool in = below(2) == 1;  // an OUT completion carries no bytes
       for (unsigned i = 1 + below(32); i > 0; --i) {
         c.iso.push_back({static_cast<UrbStatus>(below(kMaxUrbStatus + 1)), below(1025)});
-        c.data_len += c.iso.back().actual_length;
+        if (in) c.data_len += c.iso.back().actual_length;
       }
     } else {
       c.actual_length = below(1u << 20);
