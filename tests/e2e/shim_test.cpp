@@ -8,23 +8,13 @@
 #include <thread>
 
 #include "support/agent_process.h"
+#include "support/shim_env.h"
 #include "support/wire_client.h"
 
 using namespace usbnet;
 using namespace usbnet::test;
 
 namespace {
-
-// The environment of a program run through the shim.
-std::map<std::string, std::string> shim_env(const AgentProcess& agent,
-                                            const std::string& devices = "1209:*") {
-  // USBNET_TEST_SHIM_LOG (say "debug") makes the shim talk, for debugging a failure.
-  const char* log = std::getenv("USBNET_TEST_SHIM_LOG");
-  return {{"LD_PRELOAD", Programs::preload()},
-          {"USBNET_AGENT", agent.endpoint()},
-          {"USBNET_DEVICES", devices},
-          {"USBNET_LOG", log ? log : kUnset}};
-}
 
 int count(const std::string& text, const std::string& what) {
   int n = 0;

@@ -16,8 +16,8 @@ std::string Programs::test_program(const std::string& name) {
   return std::string(USBNET_TEST_PROGRAMS_DIR) + "/" + name;
 }
 
-AgentProcess::AgentProcess(std::vector<std::string> args) {
-  std::vector<std::string> argv{Programs::agent(), "--listen",    "127.0.0.1:0",
+AgentProcess::AgentProcess(std::vector<std::string> args, const std::string& listen) {
+  std::vector<std::string> argv{Programs::agent(), "--listen",    listen,
                                 "--no-usb",        "--log-level", "debug"};
   argv.insert(argv.end(), args.begin(), args.end());
   process_ = std::make_unique<Process>(argv);

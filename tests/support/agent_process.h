@@ -22,8 +22,10 @@ struct Programs {
 
 class AgentProcess {
  public:
-  // Starts the agent with `args` added (by default two simulated devices and no real USB).
-  explicit AgentProcess(std::vector<std::string> args = {"--simulate", "loopback,mouse"});
+  // Starts the agent with `args` added (by default two simulated devices and no real USB),
+  // listening on `listen` (by default a free loopback port).
+  explicit AgentProcess(std::vector<std::string> args = {"--simulate", "loopback,mouse"},
+                        const std::string& listen = "127.0.0.1:0");
   std::uint16_t port() const { return port_; }
   std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }

@@ -15,11 +15,10 @@ constexpr std::size_t kBufferSize = 4096;
 constexpr std::uint8_t kWriteBuffer = 0x01, kReadBuffer = 0x02, kAlwaysStall = 0x03, kDelay = 0x04,
                        kSinkStats = 0x05, kResetStreams = 0x06, kDetach = 0x07;
 
-Bytes le64_pair(std::uint64_t a, std::uint64_t b) {
-  Bytes out(16);
-  for (int i = 0; i < 8; ++i) {
-    out[i] = static_cast<std::uint8_t>(a >> (8 * i));
-    out[8 + i] = static_cast<std::uint8_t>(b >> (8 * i));
+Bytes le64s(std::initializer_list<std::uint64_t> values) {
+  Bytes out;
+  for (const std::uint64_t v : values) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
   }
   return out;
 }
@@ -38,7 +37,7 @@ class LoopbackDevice final : public SimDevice {
   void restart() override {
     bulk_ = {};
     interrupt_ = {};
-    source_offset_ = sink_offset_ = sink_bytes_ = sink_errors_ = 0;
+    source_offset_ = sink_offset_ = sink_bytes_ = sink_errors_ = sink_zero_packets_ = 0;
   }
 
   void serve(Endpoint& ep, Pending& head) override {
@@ -80,6 +79,11 @@ class LoopbackDevice final : public SimDevice {
         sink_errors_ += count_pattern_errors(t.buffer.data(), size, sink_offset_);
         sink_offset_ += size;
         sink_bytes_ += size;
+        // The host ends a transfer with a zero-length packet when it is empty, or when it asked
+        // for one (ADD_ZERO_PACKET) after a whole number of packets.
+        if (size == 0 || ((t.flags & wire::kFlagAddZeroPacket) != 0 && size % ep.max_packet == 0)) {
+          ++sink_zero_packets_;
+        }
         return complete(ep, head, UrbStatus::Completed, size);
     }
   }
@@ -104,7 +108,7 @@ class LoopbackDevice final : public SimDevice {
       }
       case kSinkStats:
         if (!in) return ControlOutcome::stall();
-        return ControlOutcome::done(le64_pair(sink_bytes_, sink_errors_));
+        return ControlOutcome::done(le64s({sink_bytes_, sink_errors_, sink_zero_packets_}));
       case kResetStreams:
         if (in) return ControlOutcome::stall();
         restart();
@@ -127,7 +131,8 @@ class LoopbackDevice final : public SimDevice {
   }
 
   MessageQueue bulk_, interrupt_;
-  std::uint64_t source_offset_ = 0, sink_offset_ = 0, sink_bytes_ = 0, sink_errors_ = 0;
+  std::uint64_t source_offset_ = 0, sink_offset_ = 0, sink_bytes_ = 0, sink_errors_ = 0,
+                sink_zero_packets_ = 0;
   Bytes buffer_;
 };
 

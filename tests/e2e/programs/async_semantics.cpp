@@ -1,6 +1,8 @@
 // A plain libusb program that checks the asynchronous API's semantics on remote devices:
 // cancellation in flight, CANCELLED statuses, FREE_TRANSFER and FREE_BUFFER, resubmission from
-// the callback, per-endpoint order, timeouts, and a stall. Exit status: the number of failures.
+// the callback, per-endpoint order, timeouts, a stall, overflow, ADD_ZERO_PACKET, and
+// isochronous OUT packets. Needs the loopback (1209:0001) and audio (1209:0003) devices.
+// Exit status: the number of failures.
 #include <libusb.h>
 
 #include <cstdint>
@@ -15,6 +17,7 @@ namespace {
 int failures = 0;
 void check(bool ok, const std::string& what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  std::fflush(stdout);  // in order with the shim's stderr, and kept if the program is killed
   if (!ok) ++failures;
 }
 
@@ -45,6 +48,12 @@ libusb_transfer* bulk(libusb_device_handle* h, unsigned char ep, unsigned char* 
   return t;
 }
 
+std::uint64_t le64(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
 }  // namespace
 
 int main() {
@@ -65,6 +74,11 @@ int main() {
   check(libusb_cancel_transfer(reads[1]) == LIBUSB_ERROR_NOT_FOUND, "cancel it twice");
   check(libusb_cancel_transfer(reads[2]) == 0, "cancel another");
   run_events(ctx, 2);
+  // As the kernel gives discarded URBs back: at once, while the first read still waits.
+  check(
+      events.order == std::vector<int>{1, 2} &&
+          events.statuses == std::vector<int>{LIBUSB_TRANSFER_CANCELLED, LIBUSB_TRANSFER_CANCELLED},
+      "the cancelled reads end at once, before the one waiting ahead of them");
   unsigned char a[10], b[20];
   std::memset(a, 'a', sizeof a);
   std::memset(b, 'b', sizeof b);
@@ -142,8 +156,86 @@ int main() {
   check(chain.left == 0 && chain.wrong == 0 && chain.offset == 50000, "resubmitted 50 times");
   libusb_free_transfer(again);
 
+  // More data than a buffer that is not a whole number of packets: OVERFLOW (babble).
+  unsigned char big[600];
+  std::memset(big, 'c', sizeof big);
+  libusb_bulk_transfer(h, 0x01, big, sizeof big, &n, 1000);
+  events = {};
+  libusb_transfer* babble = bulk(h, 0x81, buffers[0].data(), 100, 10);
+  libusb_submit_transfer(babble);
+  run_events(ctx, 1);
+  check(babble->status == LIBUSB_TRANSFER_OVERFLOW && babble->actual_length == 0, "OVERFLOW");
+  libusb_free_transfer(babble);
+
+  // ADD_ZERO_PACKET reaches the device: its sink counts the zero-length packets that end
+  // transfers of whole packets, and those of empty transfers.
+  libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);
+  std::vector<unsigned char> pattern(3048);
+  for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<unsigned char>(i % 251);
+  struct Out {
+    int offset, length, flags;
+  };
+  const std::vector<Out> outs = {{0, 1024, LIBUSB_TRANSFER_ADD_ZERO_PACKET},
+                                 {1024, 1000, LIBUSB_TRANSFER_ADD_ZERO_PACKET},
+                                 {2024, 1024, 0},
+                                 {3048, 0, 0}};
+  events = {};
+  std::vector<libusb_transfer*> writes;
+  for (const Out& o : outs) {
+    writes.push_back(bulk(h, 0x02, pattern.data() + o.offset, o.length, 20));
+    writes.back()->flags = static_cast<std::uint8_t>(o.flags);
+    check(libusb_submit_transfer(writes.back()) == 0, "submit a write to the sink");
+  }
+  run_events(ctx, outs.size());
+  for (libusb_transfer* t : writes) {
+    check(t->status == LIBUSB_TRANSFER_COMPLETED && t->actual_length == t->length,
+          "the write completed whole");
+    libusb_free_transfer(t);
+  }
+  unsigned char stats[24];
+  check(libusb_control_transfer(h, 0xc0, 0x05, 0, 0, stats, sizeof stats, 1000) == 24 &&
+            le64(stats) == 3048 && le64(stats + 8) == 0 && le64(stats + 16) == 2,
+        "the sink got 3048 bytes of the pattern and two zero-length packets");
+
   libusb_release_interface(h, 0);
   libusb_close(h);
+
+  // Isochronous OUT: every packet with its own length reaches the device, and comes back with
+  // its own status and length.
+  libusb_device_handle* audio = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0003);
+  check(audio && libusb_claim_interface(audio, 0) == 0 &&
+            libusb_set_interface_alt_setting(audio, 0, 1) == 0,
+        "open the audio device, alternate setting 1");
+  if (audio) {
+    libusb_control_transfer(audio, 0x40, 0x06, 0, 0, nullptr, 0, 1000);
+    constexpr int kPackets = 8;
+    std::vector<unsigned char> samples(kPackets * 192, 0x5a);
+    libusb_transfer* iso = libusb_alloc_transfer(kPackets);
+    libusb_fill_iso_transfer(iso, audio, 0x01, samples.data(), static_cast<int>(samples.size()),
+                             kPackets, &record, nullptr, 2000);
+    unsigned total = 0;
+    for (int i = 0; i < kPackets; ++i) {
+      iso->iso_packet_desc[i].length = 100u + 10u * static_cast<unsigned>(i);
+      total += iso->iso_packet_desc[i].length;
+    }
+    events = {};
+    check(libusb_submit_transfer(iso) == 0, "submit isochronous OUT");
+    run_events(ctx, 1);
+    bool packets_ok = iso->status == LIBUSB_TRANSFER_COMPLETED;
+    for (int i = 0; i < kPackets; ++i) {
+      const auto& p = iso->iso_packet_desc[i];
+      packets_ok =
+          packets_ok && p.status == LIBUSB_TRANSFER_COMPLETED && p.actual_length == p.length;
+    }
+    check(packets_ok, "every isochronous OUT packet completed whole");
+    unsigned char iso_stats[16];
+    check(libusb_control_transfer(audio, 0xc0, 0x05, 0, 0, iso_stats, 16, 1000) == 16 &&
+              le64(iso_stats) == kPackets && le64(iso_stats + 8) == total,
+          "the device counted 8 packets and their bytes");
+    libusb_free_transfer(iso);
+    libusb_release_interface(audio, 0);
+    libusb_close(audio);
+  }
   libusb_exit(ctx);
   std::printf("async semantics: %d failures\n", failures);
   return failures;

@@ -15,6 +15,7 @@ namespace {
 int failures = 0;
 void check(bool ok, const char* what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+  std::fflush(stdout);  // in order with the shim's stderr, and kept if the program is killed
   if (!ok) ++failures;
 }
 

@@ -46,6 +46,11 @@ void run_until(libusb_context* ctx, int target) {
     }
     const int n = poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0) break;
+    // Every transfer here completes at once: only a descriptor can have woken the loop.
+    if (n == 0) {
+      std::printf("FAIL poll timed out: no descriptor woke it\n");
+      ++failures;
+    }
     timeval zero{0, 0};
     if (libusb_handle_events_timeout(ctx, &zero) != 0) ++failures;
   }
