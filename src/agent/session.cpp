@@ -412,7 +412,7 @@ void Session::shut_down() {
 void Session::on_closed(const std::string& reason) {
   if (closed_) return;
   closed_ = true;
-  log::info("{}: client disconnected ({}); releasing what it held", peer_, reason);
+  log::info("{}: client disconnected ({}); releasing what the client held", peer_, reason);
   assembler_ = wire::PieceAssembler{};
   std::vector<std::uint32_t> open;
   for (const auto& [id, h] : handles_) {

@@ -61,7 +61,7 @@ const char* speed_name(std::uint8_t speed) {
 }
 
 class Quiet : public client::ClientListener {
-  void on_connected(const std::vector<wire::DeviceInfo>&) override {}
+  void on_connected(const std::vector<wire::DeviceInfo>&, int) override {}
   void on_device_arrived(const wire::DeviceInfo&) override {}
   void on_device_left(std::uint32_t) override {}
   void on_disconnected(const std::string&) override {}

@@ -213,7 +213,7 @@ class AgentClient::Impl {
     }
     // The listener learns of the devices before anyone waiting in ensure_connected() wakes up
     // to ask for them.
-    listener_->on_connected(list.devices);
+    listener_->on_connected(list.devices, conn_->native_handle());
     std::lock_guard lock(mutex_);
     state_ = State::Ready;
     state_changed_.notify_all();
@@ -243,7 +243,8 @@ class AgentClient::Impl {
 
   void handle(const wire::Error& error) {
     if (error.id == 0 || error.id == hello_id_) {
-      log::warn("agent {}: {}", options_.agent.to_string(), error.text);
+      // Reported once, as the reason the connection ended.
+      log::debug("agent {}: {}", options_.agent.to_string(), error.text);
       refusal_ = "agent refused the connection: " + error.text;
       return;  // the agent closes the connection after it
     }
@@ -274,8 +275,9 @@ class AgentClient::Impl {
   }
 
   void protocol_fault(const std::string& what) {
-    log::warn("agent {}: protocol violation: {}; closing the connection",
-              options_.agent.to_string(), what);
+    // Reported once, as the reason the connection ended.
+    log::debug("agent {}: protocol violation: {}; closing the connection",
+               options_.agent.to_string(), what);
     std::shared_ptr<transport::Connection> conn;
     {
       std::lock_guard lock(mutex_);

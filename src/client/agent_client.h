@@ -44,7 +44,8 @@ struct ClientOptions {
 class ClientListener {
  public:
   virtual ~ClientListener() = default;
-  virtual void on_connected(const std::vector<wire::DeviceInfo>& devices) = 0;
+  // `socket_fd`: the new connection's socket, for programs that poll it.
+  virtual void on_connected(const std::vector<wire::DeviceInfo>& devices, int socket_fd) = 0;
   virtual void on_device_arrived(const wire::DeviceInfo& device) = 0;
   virtual void on_device_left(std::uint32_t device_id) = 0;
   // After every URB in flight has been completed with NO_DEVICE.

@@ -164,7 +164,8 @@ std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {
     ready.push_back({trans_id, std::move(e.urb.done), std::move(result)});
   };
   // First what the agent had answered, in the order it did (those whose data was still
-  // coming fail); then the unanswered ones, in the order they were submitted.
+  // coming fail); then all the others (unanswered, or answered with a fault), in the order
+  // they were submitted.
   for (auto& [key, queue] : order_) {
     for (std::uint32_t trans_id : queue) {
       Entry& e = urbs_.at(trans_id);
@@ -178,7 +179,7 @@ std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {
   }
   std::vector<std::pair<std::uint64_t, std::uint32_t>> unanswered;
   for (const auto& [trans_id, e] : urbs_) {
-    if (!e.agent_answered && !e.abandoned) unanswered.emplace_back(e.sequence, trans_id);
+    if (!e.abandoned) unanswered.emplace_back(e.sequence, trans_id);
   }
   std::sort(unanswered.begin(), unanswered.end());
   for (const auto& [sequence, trans_id] : unanswered) fail(trans_id, urbs_.at(trans_id));

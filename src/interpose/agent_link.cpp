@@ -7,7 +7,7 @@ namespace usbnet::interpose {
 
 AgentLink::AgentLink(Context& context, const transport::Endpoint& agent, int index,
                      const Config& config)
-    : context_(&context), index_(index) {
+    : context_(&context), agent_(agent), index_(index) {
   client::ClientOptions options;
   options.agent = agent;
   options.name = "libusbnet " USBNET_VERSION;
@@ -48,11 +48,11 @@ void AgentLink::with_context(Fn&& fn) {
   if (context_) fn(*context_);
 }
 
-void AgentLink::on_connected(const std::vector<wire::DeviceInfo>& devices) {
+void AgentLink::on_connected(const std::vector<wire::DeviceInfo>& devices, int socket_fd) {
   std::lock_guard lock(mutex_);
   if (warned_) log::warn("reached the agent at {}", agent().to_string());
   warned_ = false;
-  socket_fd_ = client_->socket_fd();
+  socket_fd_ = socket_fd;
   // Devices found by the first attempt were there before the program looked: not arrivals.
   if (context_) context_->agent_connected(*this, devices, !first_attempt_, socket_fd_);
 }

@@ -20,7 +20,7 @@ class AgentLink : public client::ClientListener, public std::enable_shared_from_
 
   client::AgentClient& client() { return *client_; }
   int index() const { return index_; }
-  const transport::Endpoint& agent() const { return client_->options().agent; }
+  const transport::Endpoint& agent() const { return agent_; }
 
   // Connects if needed (bounded by the connect timeout). The first failure is reported in one
   // warning line; later ones only at debug level, while reconnection goes on in the background.
@@ -28,7 +28,7 @@ class AgentLink : public client::ClientListener, public std::enable_shared_from_
   // The context is going away: no more calls into it.
   void detach();
 
-  void on_connected(const std::vector<wire::DeviceInfo>& devices) override;
+  void on_connected(const std::vector<wire::DeviceInfo>& devices, int socket_fd) override;
   void on_device_arrived(const wire::DeviceInfo& device) override;
   void on_device_left(std::uint32_t device_id) override;
   void on_disconnected(const std::string& reason) override;
@@ -39,6 +39,8 @@ class AgentLink : public client::ClientListener, public std::enable_shared_from_
 
   std::mutex mutex_;
   Context* context_;  // null once detached
+  // Its own copy: the client's thread may report a loss while client_ is being destroyed.
+  const transport::Endpoint agent_;
   int index_;
   bool warned_ = false;
   int socket_fd_ = -1;  // of the current connection, to report its removal after it closed

@@ -430,14 +430,14 @@ class TcpConnection final : public Connection,
     auto error = decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this);
     if (!error) return true;
     const std::string name(wire::wire_error_name(*error));
-    log::warn("{}: protocol error: {} ({}); closing the connection", options_.peer_name, name,
-              wire::wire_error_description(*error));
+    // The owner reports the closing, with this reason, in one line.
+    log::debug("{}: protocol error: {}; closing the connection", options_.peer_name, name);
     // A peer of another protocol version learns which one this side speaks.
     const bool version = *error == wire::WireError::UnsupportedVersion;
     send(wire::Error{0, version ? wire::error_code::kNotSupported : wire::error_code::kIo,
                      version ? "protocol version not supported (this side speaks version 1)"
                              : "protocol error: " + name});
-    fail("protocol error: " + name);
+    fail(fmt::format("protocol error: {} ({})", name, wire::wire_error_description(*error)));
     return false;
   }
 
@@ -470,9 +470,7 @@ class TcpConnection final : public Connection,
     const std::int64_t now = now_ns();
     const auto since_read_ms = (now - last_read_ns_.load()) / 1'000'000;
     if (since_read_ms >= dead_after_ms_.load()) {
-      log::warn("{}: nothing received for {} ms; closing the connection", options_.peer_name,
-                since_read_ms);
-      do_close(fmt::format("peer silent for {} ms", since_read_ms));
+      do_close(fmt::format("nothing received for {} ms", since_read_ms));
       return;
     }
     const auto since_write_ms = (now - last_write_ns_.load()) / 1'000'000;

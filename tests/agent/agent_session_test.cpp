@@ -172,7 +172,7 @@ TEST_CASE("a client that vanishes mid-transfer releases everything and others go
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     doomed.close();  // gone, without a word
   }
-  REQUIRE(agent.process().wait_for_output("releasing what it held", std::chrono::seconds(5)));
+  REQUIRE(agent.process().wait_for_output("releasing what the client held", std::chrono::seconds(5)));
   WireClient survivor(agent.port());
   survivor.handshake();
   const std::uint32_t h = open_claimed(survivor, 0x0001);

@@ -43,6 +43,11 @@ WireClient::WireClient(std::uint16_t port, const char* host) {
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+WireClient::WireClient(Adopt connected) : fd_(connected.fd) {
+  const int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 WireClient::~WireClient() { close(); }
 
 void WireClient::close() {

@@ -25,6 +25,11 @@ struct Received {
 class WireClient {
  public:
   explicit WireClient(std::uint16_t port, const char* host = "127.0.0.1");
+  // Takes over a connected socket (the accepted side, for a test that plays the agent).
+  struct Adopt {
+    int fd;
+  };
+  explicit WireClient(Adopt connected);
   ~WireClient();
   WireClient(const WireClient&) = delete;
   WireClient& operator=(const WireClient&) = delete;

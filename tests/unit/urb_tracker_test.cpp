@@ -143,6 +143,12 @@ TEST_CASE("completions that do not fit their URB are protocol faults") {
   CHECK_FALSE(tracker.on_complete(complete(1, UrbStatus::Completed, 3, three, 3)).has_value());
   CHECK_FALSE(tracker.on_complete(complete(2, UrbStatus::Completed, 3, three, 3)).has_value());
   CHECK_FALSE(tracker.on_complete(complete(7, UrbStatus::Completed)).has_value());
+  CHECK(buffer == std::vector<std::uint8_t>(2, 0));
+  // The connection is dropped for the fault: both URBs still end, once.
+  done.run(tracker.fail_all(UrbStatus::NoDevice));
+  CHECK(done.seen == std::vector<std::pair<std::uint32_t, UrbStatus>>{{1, UrbStatus::NoDevice},
+                                                                      {2, UrbStatus::NoDevice}});
+  CHECK(tracker.in_flight() == 0);
 
   UrbTracker iso_tracker;
   std::vector<std::uint8_t> iso_buffer(20);
