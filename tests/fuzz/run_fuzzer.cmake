@@ -7,5 +7,5 @@ execute_process(
           -print_final_stats=1 -artifact_prefix=${CORPUS}/../ ${CORPUS}
   RESULT_VARIABLE result)
 if(NOT result EQUAL 0)
-  message(FATAL_ERROR "the decoder fuzzer found a problem (exit ${result})")
+  message(FATAL_ERROR "the fuzzer ${FUZZER} found a problem (exit ${result})")
 endif()

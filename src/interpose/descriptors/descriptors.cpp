@@ -1,4 +1,5 @@
-// Parsing as libusb 1.0.26's descriptor.c does (read for its semantics; not copied). The
+// Parsing as libusb 1.0.26's descriptor.c does (read for its semantics; not copied), except
+// where libusb would hand out a struct that crashes its reader (see parse_interface). The
 // structure mirrors its rules: a descriptor of the wrong type or running past the data ends the
 // parse quietly with what was parsed so far; a descriptor whose bLength is below its minimum is
 // an I/O error; class-specific descriptors are gathered into `extra` up to the next endpoint,
@@ -108,6 +109,15 @@ int parse_interface(libusb_interface& iface, const std::uint8_t* p, int size) {
     clear_interface(iface);
     return error;
   };
+  // A quiet stop before any alternate setting: the configuration ends its interfaces before
+  // this one and will not free it, so its array goes now (libusb leaks it here).
+  auto stop = [&] {
+    if (iface.num_altsetting == 0) {
+      std::free(const_cast<libusb_interface_descriptor*>(iface.altsetting));
+      iface.altsetting = nullptr;
+    }
+    return parsed;
+  };
   while (size >= LIBUSB_DT_INTERFACE_SIZE) {
     auto* grown = static_cast<libusb_interface_descriptor*>(std::realloc(
         const_cast<libusb_interface_descriptor*>(iface.altsetting),
@@ -125,9 +135,9 @@ int parse_interface(libusb_interface& iface, const std::uint8_t* p, int size) {
     alt.bInterfaceSubClass = p[6];
     alt.bInterfaceProtocol = p[7];
     alt.iInterface = p[8];
-    if (alt.bDescriptorType != LIBUSB_DT_INTERFACE) return parsed;
+    if (alt.bDescriptorType != LIBUSB_DT_INTERFACE) return stop();
     if (alt.bLength < LIBUSB_DT_INTERFACE_SIZE) return fail(LIBUSB_ERROR_IO);
-    if (alt.bLength > size) return parsed;
+    if (alt.bLength > size) return stop();
     if (alt.bNumEndpoints > kMaxEndpoints) return fail(LIBUSB_ERROR_IO);
     ++iface.num_altsetting;
     if (number == -1) number = alt.bInterfaceNumber;
@@ -137,7 +147,12 @@ int parse_interface(libusb_interface& iface, const std::uint8_t* p, int size) {
 
     const ExtraScan extra = scan_extra(p, size);
     if (extra.end == ExtraEnd::Invalid) return fail(LIBUSB_ERROR_IO);
-    if (extra.end == ExtraEnd::Short) return parsed + extra.length;
+    if (extra.end == ExtraEnd::Short) {
+      // libusb leaves bNumEndpoints as announced beside a null endpoint array here, which a
+      // program that walks the endpoints dereferences; descriptors from the network get none.
+      alt.bNumEndpoints = 0;
+      return parsed + extra.length;
+    }
     if (!copy_extra(p, extra.length, alt.extra, alt.extra_length)) {
       return fail(LIBUSB_ERROR_NO_MEM);
     }
