@@ -2,10 +2,14 @@
 // lsusb) run with LD_PRELOAD against a real usbnet-agent serving simulated devices.
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "support/agent_process.h"
 #include "support/shim_env.h"
@@ -271,4 +275,42 @@ TEST_CASE("two agents at once: devices from both") {
   CHECK(r.status == 0);
   CHECK(std::regex_search(r.out, std::regex(R"(Bus 201 Device 002: ID 1209:0001)")));
   CHECK(std::regex_search(r.out, std::regex(R"(Bus 202 Device 002: ID 1209:0002)")));
+}
+
+TEST_CASE("USBNET_TRACE records every remote transfer: trans_id, result and latency") {
+  AgentProcess agent;
+  const std::string path = "/tmp/usbnet-trace-" + std::to_string(::getpid()) + ".log";
+  std::remove(path.c_str());
+  auto env = shim_env(agent);
+  env["USBNET_TRACE"] = path;
+  const RunResult r = run({Programs::example("control_demo")}, env);
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  std::ifstream in(path);
+  std::string line;
+  std::set<std::string> ids, statuses;
+  int lines = 0;
+  const std::regex format(
+      R"(t=\d+\.\d{6} trans_id=(\d+) dev=2\d\d:\d{3} type=(CTRL|BULK|INT|ISO) ep=0x[0-9a-f]{2} )"
+      R"(length=\d+ status=([A-Z_]+) actual=\d+ latency_us=\d+)");
+  while (std::getline(in, line)) {
+    INFO(line);
+    std::smatch m;
+    REQUIRE(std::regex_match(line, m, format));
+    ids.insert(m[1]);
+    statuses.insert(m[3]);
+    ++lines;
+  }
+  std::remove(path.c_str());
+  CHECK(lines >= 8);
+  CHECK(ids.size() == static_cast<std::size_t>(lines));  // one line per transfer
+  CHECK(statuses == std::set<std::string>{"COMPLETED", "STALL", "TIMED_OUT"});
+
+  // A trace file that cannot be written is one line, and the program goes on.
+  env["USBNET_TRACE"] = "/nonexistent-dir/trace.log";
+  const RunResult unwritable = run({Programs::example("control_demo")}, env);
+  CHECK(unwritable.status == 0);
+  CHECK(unwritable.err.find("USBNET_TRACE: cannot open '/nonexistent-dir/trace.log'") !=
+        std::string::npos);
+  CHECK(count(unwritable.err, "\n") == 1);
 }
