@@ -214,7 +214,7 @@ check_unplug() {
     cat "$out"
     die "the departure did not reach the host program"
   fi
-  qmp "{\"execute\": \"device_add\", \"arguments\": {$(mtp_device | sed -E 's/^usb-mtp,/driver=usb-mtp,/; s/([a-z]+)=([^,]*)/"\1": "\2"/g; s/"readonly": "on"/"readonly": true/')}}" >/dev/null ||
+  qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
     die "QEMU did not plug the MTP device in again"
   echo "QEMU: device_add usb-mtp"
   local status=0

@@ -50,7 +50,11 @@ usb_device_args() {
   echo "-audiodev none,id=a0"
   echo "-device usb-audio,bus=xhci.0,audiodev=a0,id=audio"
 }
+# The MTP device, on QEMU's command line and as QMP's device_add wants it (to plug it in again).
 mtp_device() { echo "usb-mtp,bus=xhci.0,id=mtp,rootdir=$MTP_DIR,readonly=on,desc=usbnet-lab"; }
+mtp_device_json() {
+  printf '{"driver": "usb-mtp", "bus": "xhci.0", "id": "mtp", "rootdir": "%s", "readonly": true, "desc": "usbnet-lab"}' "$MTP_DIR"
+}
 
 stop_guest() {
   local pid
