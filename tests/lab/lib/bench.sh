@@ -32,7 +32,7 @@ bench_local() {
 
 bench_usbnet() {
   local out
-  out=$(LD_PRELOAD=$SHIM USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 300 \
+  out=$(LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 300 \
     "$PROGRAMS/msc_read" $STORAGE_ID "$BENCH_MIB" "$BENCH_CHUNK_KIB" 2>&1) ||
     die "msc_read through usbnet failed: $out"
   mb_per_s <<<"$out"

@@ -14,7 +14,7 @@ HID_ID=0627:0001
 
 # shim PROGRAM ARGS...: runs a program on the host with the shim and the guest's agent, bounded.
 shim() {
-  LD_PRELOAD=$SHIM USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@"
+  LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@"
 }
 
 # Runs a program with the shim in the background, its output in $1; sets BG_PID.
@@ -22,7 +22,7 @@ shim_background() {
   local out=$1
   shift
   : >"$out"
-  LD_PRELOAD=$SHIM USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@" >"$out" 2>&1 &
+  LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@" >"$out" 2>&1 &
   BG_PID=$!
 }
 

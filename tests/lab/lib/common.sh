@@ -33,8 +33,10 @@ lab_install_missing() {
     "${missing[@]}" || die "could not install ${missing[*]}"
 }
 
-# The shim and the programs, as the build made them.
+# The shim and the programs, as the build made them. USBNET_LAB_PRELOAD, when set, is what
+# LD_PRELOAD gets instead of the shim alone (CTest sets it: sanitizer runtimes first).
 SHIM=$BUILD_DIR/src/interpose/libusbnet.so
+PRELOAD=${USBNET_LAB_PRELOAD:-$SHIM}
 AGENT=$BUILD_DIR/src/agent/usbnet-agent
 PROGRAMS=$BUILD_DIR/tests/lab
 LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch tcp_source)

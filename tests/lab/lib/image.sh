@@ -32,8 +32,14 @@ unpack_packages() {
   local into=$1
   shift
   mkdir -p "$LAB_CACHE/debs" "$into.tmp"
-  (cd "$LAB_CACHE/debs" && apt-get download "$@" 2>&1 | grep -v "^W: Download is performed unsandboxed") ||
-    die "apt-get download $* failed"
+  # As root, apt hands downloads to its _apt user, who may not enter the cache: no need.
+  local download=(apt-get -q download)
+  [ "$(id -u)" -ne 0 ] || download=(apt-get -q -o APT::Sandbox::User=root download)
+  # Lists older than the mirror name versions it no longer has: update them once and retry.
+  if ! (cd "$LAB_CACHE/debs" && "${download[@]}" "$@"); then
+    as_root apt-get update -qq || die "apt-get update failed"
+    (cd "$LAB_CACHE/debs" && "${download[@]}" "$@") || die "apt-get download $* failed"
+  fi
   local p
   for p in "$@"; do
     local deb
