@@ -22,8 +22,11 @@ using wire::UrbStatus;
 
 namespace {
 
-std::int32_t as_wire_error(int libusb_error) {
-  return wire::is_known_error_code(libusb_error) ? libusb_error : wire::error_code::kOther;
+// A libusb result as the wire carries it: 0 (success) or a known error code; anything else is
+// OTHER. (Success must stay 0: every device request's result goes through here.)
+std::int32_t as_wire_error(int libusb_result) {
+  if (libusb_result == 0 || wire::is_known_error_code(libusb_result)) return libusb_result;
+  return wire::error_code::kOther;
 }
 
 struct ContextDeleter {

@@ -1,0 +1,272 @@
+# shellcheck shell=bash
+# The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
+# against the devices the agent in the guest exports, and fails (die) with the reason.
+
+LAB_CHECKS=(lsusb mass_storage hid ccid unplug agent_killed)
+
+# The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
+# 0627:0001 and differ by their interface protocol.
+STORAGE_ID=46f4:0001
+MTP_ID=46f4:0004
+CCID_ID=08e6:4433
+AUDIO_ID=46f4:0002
+HID_ID=0627:0001
+
+# shim PROGRAM ARGS...: runs a program on the host with the shim and the guest's agent, bounded.
+shim() {
+  LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@"
+}
+
+# Runs a program with the shim in the background, its output in $1; sets BG_PID.
+shim_background() {
+  local out=$1
+  shift
+  : >"$out"
+  LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@" >"$out" 2>&1 &
+  BG_PID=$!
+}
+
+# wait_for_line FILE PATTERN SECONDS: until a line of FILE matches (grep -E), or fails.
+wait_for_line() {
+  local file=$1 pattern=$2 limit=$3 start=$SECONDS
+  until grep -qE "$pattern" "$file"; do
+    ((SECONDS - start < limit)) || return 1
+    sleep 0.1
+  done
+}
+
+# wait_for_exit PID SECONDS: the process's exit status, or 124 if it is still running then.
+wait_for_exit() {
+  local pid=$1 limit=$2 start=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS - start >= limit)); then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      return 124
+    fi
+    sleep 0.1
+  done
+  local status=0
+  wait "$pid" || status=$?
+  return "$status"
+}
+
+# ---- lsusb -v: the same descriptors inside the guest and through usbnet ---------------------
+#
+# Compared line by line after two normalisations, and only these:
+#  - the "Bus B Device D: ID V:P names" line keeps "Device D: ID V:P": remote devices sit on
+#    buses numbered from 201, and lsusb prints names there that it takes from sysfs;
+#  - the text of the device descriptor's iManufacturer, iProduct and iSerial (their indices
+#    stay): Debian 12's lsusb reads those three strings from sysfs, which has no entry for a
+#    remote device (README, known limits). Every other string lsusb prints (iConfiguration,
+#    iInterface, ...) it asks of the device, and those are compared as they are.
+# The three strings themselves are then compared with list_devices (an example program that
+# asks the device for every string), guest against host.
+
+normalise_lsusb() {
+  sed -E -e 's/^Bus [0-9]+ Device ([0-9]+): ID ([0-9a-f]{4}:[0-9a-f]{4}).*/Bus - Device \1: ID \2/' \
+    -e 's/^(  i(Manufacturer|Product|Serial) +[0-9]+).*/\1/'
+}
+
+# One line per list_devices device block, bus number out, sorted.
+normalise_list_devices() {
+  sed -E 's/^Bus [0-9]+ Device/Bus - Device/' | awk '/^Bus /{if (b != "") print b; b = $0; next} {b = b "|" $0} END {if (b != "") print b}' | sort
+}
+
+check_lsusb() {
+  # Every device of the guest but hubs (the kernel drives those; the agent does not export them).
+  local guest_devices
+  guest_devices=$(guest 60 'for d in /sys/bus/usb/devices/[0-9]*-*; do
+      case $d in *:*) continue ;; esac
+      [ "$(cat $d/bDeviceClass)" = 09 ] && continue
+      echo "$(cat $d/busnum) $(cat $d/devnum) $(cat $d/idVendor):$(cat $d/idProduct)"
+    done') || die "could not list the guest's devices: $guest_devices"
+  local id
+  for id in $STORAGE_ID $MTP_ID $CCID_ID $AUDIO_ID $HID_ID; do
+    grep -q " $id\$" <<<"$guest_devices" || die "the guest does not see $id: $guest_devices"
+  done
+  [ "$(grep -c " $HID_ID\$" <<<"$guest_devices")" -eq 2 ] || die "the guest lacks the keyboard or the mouse"
+
+  local host_devices
+  host_devices=$(shim lsusb 2>&1 | sed -nE 's/^Bus ([0-9]+) Device ([0-9]+): ID ([0-9a-f:]+).*/\1 \2 \3/p' |
+    awk '$1 >= 201 {print $1 + 0, $2 + 0, $3}')
+  [ "$(wc -l <<<"$guest_devices")" -eq "$(wc -l <<<"$host_devices")" ] ||
+    die "the guest has these devices:
+$guest_devices
+but lsusb through usbnet lists:
+$host_devices"
+
+  local bus dev host_bus compared=0 failed=0
+  while read -r bus dev id; do
+    # A device is the same on both sides by its address and ID (the lab's are unique so).
+    host_bus=$(awk -v d="$dev" -v i="$id" '$2 == d && $3 == i {print $1}' <<<"$host_devices")
+    [ "$(wc -w <<<"$host_bus")" -eq 1 ] || die "device $dev ($id) is not once in the host's list"
+    local in_guest on_host
+    in_guest=$(guest 60 "lsusb -v -s $bus:$dev 2>&1") || die "lsusb -v in the guest failed: $in_guest"
+    on_host=$(shim lsusb -v -s "$host_bus:$dev" 2>&1) || die "lsusb -v through usbnet failed: $on_host"
+    if diff -u <(normalise_lsusb <<<"$in_guest") <(normalise_lsusb <<<"$on_host") \
+      --label "guest: lsusb -v -s $bus:$dev" --label "host: lsusb -v -s $host_bus:$dev (usbnet)"; then
+      echo "lsusb -v, $id (guest $bus:$dev, host $host_bus:$dev): same $(wc -l <<<"$on_host") lines"
+    else
+      failed=$((failed + 1))
+    fi
+    compared=$((compared + 1))
+  done <<<"$guest_devices"
+  ((failed == 0)) || die "lsusb -v differs for $failed of $compared devices"
+
+  local ids
+  ids=$(awk '{print $3}' <<<"$guest_devices" | sort -u)
+  for id in $ids; do
+    local in_guest on_host
+    in_guest=$(guest 60 "/lab/bin/list_devices $id") || die "list_devices in the guest failed: $in_guest"
+    on_host=$(shim "$BUILD_DIR/examples/list_devices" "$id") || die "list_devices through usbnet failed: $on_host"
+    diff -u <(normalise_list_devices <<<"$in_guest" | tr '|' '\n') \
+      <(normalise_list_devices <<<"$on_host" | tr '|' '\n') \
+      --label "guest: list_devices $id" --label "host: list_devices $id (usbnet)" ||
+      die "list_devices (every descriptor and string) differs for $id"
+    echo "list_devices $id: same descriptors and strings ($(grep -c '^Bus' <<<"$on_host") device(s))"
+  done
+}
+
+# ---- mass storage: Bulk-Only Transport with plain bulk transfers ----------------------------
+
+storage_driver() {
+  guest 30 "for d in /sys/bus/usb/devices/*:1.0; do
+      [ \"\$(cat \$d/../idVendor):\$(cat \$d/../idProduct)\" = $STORAGE_ID ] || continue
+      basename \"\$(readlink \$d/driver 2>/dev/null || echo none)\"
+    done"
+}
+
+check_mass_storage() {
+  local driver
+  driver=$(storage_driver) || die "could not read the guest's sysfs"
+  [ "$driver" = usb-storage ] || die "the guest's usb-storage driver does not hold the stick ($driver)"
+  echo "in the guest, usb-storage holds the stick: msc_check detaches it through usbnet"
+  shim "$PROGRAMS/msc_check" $STORAGE_ID 100 64 "$LAB_DIR/written.bin" ||
+    die "msc_check through usbnet failed"
+  # The medium is a file of the host: what went through usbnet must be on it.
+  cmp "$LAB_DIR/written.bin" <(dd if="$LAB_DIR/disk.img" bs=512 skip=100 count=64 status=none) ||
+    die "the disk image does not hold what msc_check wrote"
+  echo "the disk image holds the 64 blocks at LBA 100 that msc_check wrote"
+  driver=$(storage_driver) || die "could not read the guest's sysfs"
+  [ "$driver" = usb-storage ] ||
+    die "after msc_check released the interface, usb-storage was not attached again ($driver)"
+  echo "in the guest, usb-storage holds the stick again (attached on release)"
+}
+
+# ---- HID: interrupt transfers caused by input events QEMU injects ----------------------------
+
+# hid_events KIND EXPECTED EVENTS...: starts hid_reports through usbnet and, once it listens,
+# injects each batch of QMP input events in turn, waiting for a report after each; then wants
+# the reports to be EXPECTED (one per batch, separated by commas).
+hid_events() {
+  local kind=$1 expected=$2 out=$LAB_DIR/hid-$1.out
+  shift 2
+  shim_background "$out" "$PROGRAMS/hid_reports" $HID_ID "$kind" $# 30
+  wait_for_line "$out" '^listening' 30 || { cat "$out"; die "hid_reports ($kind) did not start listening"; }
+  local events reports=0
+  for events in "$@"; do
+    qmp "{\"execute\": \"input-send-event\", \"arguments\": {\"events\": $events}}" >/dev/null ||
+      die "QEMU refused the input events $events"
+    reports=$((reports + 1))
+    local start=$SECONDS
+    while (($(grep -c '^report:' "$out") < reports)) && ((SECONDS - start < 20)); do sleep 0.1; done
+  done
+  local status=0
+  wait_for_exit "$BG_PID" 40 || status=$?
+  cat "$out"
+  ((status == 0)) || die "hid_reports ($kind) failed (status $status)"
+  [ "$(sed -n 's/^report: //p' "$out" | paste -sd,)" = "$expected" ] ||
+    die "the $kind's reports are not the expected $expected"
+}
+
+check_hid() {
+  local key='{"type": "key", "data": {"down": DOWN, "key": {"type": "qcode", "data": "a"}}}'
+  # A key press and release: usage 0x04 ('a') in the boot report, then an empty report.
+  hid_events keyboard "00 00 04 00 00 00 00 00,00 00 00 00 00 00 00 00" \
+    "[${key/DOWN/true}]" "[${key/DOWN/false}]"
+  # A relative move: buttons 0, dx +7, dy -3 (0xfd), wheel 0.
+  hid_events mouse "00 07 fd 00" \
+    '[{"type": "rel", "data": {"axis": "x", "value": 7}}, {"type": "rel", "data": {"axis": "y", "value": -3}}]'
+}
+
+# ---- the card reader: class descriptor, class requests, CCID commands over bulk --------------
+
+check_ccid() {
+  local in_guest on_host
+  in_guest=$(guest 60 "/lab/bin/ccid_check $CCID_ID 2>&1") || die "ccid_check in the guest failed: $in_guest"
+  on_host=$(shim "$PROGRAMS/ccid_check" $CCID_ID 2>&1) || die "ccid_check through usbnet failed: $on_host"
+  echo "$on_host"
+  diff -u <(echo "$in_guest") <(echo "$on_host") --label "guest: ccid_check" --label "host: ccid_check (usbnet)" ||
+    die "the card reader answers differently through usbnet"
+  echo "ccid_check: the same answers in the guest and through usbnet"
+}
+
+# ---- unplug: QEMU removes the MTP device; the host program sees it leave and come back -------
+
+check_unplug() {
+  local out=$LAB_DIR/unplug.out
+  shim_background "$out" "$PROGRAMS/unplug_watch" $MTP_ID 60
+  wait_for_line "$out" '^ready' 30 || { cat "$out"; die "unplug_watch did not get ready"; }
+  qmp '{"execute": "device_del", "arguments": {"id": "mtp"}}' >/dev/null || die "QEMU did not unplug the MTP device"
+  echo "QEMU: device_del mtp"
+  if ! wait_for_line "$out" '^waiting for the device to return' 30; then
+    cat "$out"
+    die "the departure did not reach the host program"
+  fi
+  qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
+    die "QEMU did not plug the MTP device in again"
+  echo "QEMU: device_add usb-mtp"
+  local status=0
+  wait_for_exit "$BG_PID" 60 || status=$?
+  cat "$out"
+  ((status == 0)) || die "unplug_watch failed (status $status)"
+}
+
+# ---- the agent killed: errors on the host, never a hang --------------------------------------
+
+check_agent_killed() {
+  local out=$LAB_DIR/agent-killed.out
+  # Reads until something fails: a million MiB would take hours.
+  shim_background "$out" "$PROGRAMS/msc_read" $STORAGE_ID 1000000
+  wait_for_line "$out" '^reading' 30 || { cat "$out"; die "msc_read did not start reading"; }
+  sleep 1
+  guest 30 'kill -9 $(pidof usbnet-agent)' || die "could not kill the agent in the guest"
+  echo "guest: kill -9 usbnet-agent"
+  local status=0 start=$SECONDS
+  wait_for_exit "$BG_PID" 30 || status=$?
+  cat "$out"
+  ((status != 124)) || die "msc_read still hangs 30 s after the agent died"
+  ((status == 1)) || die "msc_read ended with status $status, not its error status 1"
+  grep -q "LIBUSB_ERROR_NO_DEVICE" "$out" || die "msc_read's error is not LIBUSB_ERROR_NO_DEVICE"
+  echo "msc_read ended with NO_DEVICE $((SECONDS - start)) s after the agent died"
+
+  # The lab goes on: a new agent, and the stick works through it (after a reset recovery).
+  guest 30 /lab/start-agent || die "the agent did not start again"
+  shim "$PROGRAMS/msc_check" $STORAGE_ID 200 8 || die "the stick does not work through the new agent"
+}
+
+run_check() {
+  local name=$1
+  case " ${LAB_CHECKS[*]} " in *" $name "*) ;; *) die "no check '$name' (lab checks lists them)" ;; esac
+  require_build
+  load_ports
+  qemu_pid >/dev/null || die "the guest is not running (it did not boot, or it stopped)"
+  "check_$name"
+}
+
+# Every check in order against one guest: one line per check, then a summary.
+run_all_checks() {
+  local name passed=0 failed=0 failures=()
+  for name in "${LAB_CHECKS[@]}"; do
+    say "check: $name"
+    if (run_check "$name"); then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+      failures+=("$name")
+    fi
+  done
+  echo "lab: $passed passed, $failed failed${failures[*]:+ (${failures[*]})}"
+  ((failed == 0))
+}
