@@ -7,17 +7,12 @@
 #include "support/agent_process.h"
 #include "support/fake_agent.h"
 #include "support/shim_env.h"
+#include "support/text.h"
 
 using namespace usbnet;
 using namespace usbnet::test;
 
 namespace {
-
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 
 std::map<std::string, std::string> env_for(const FakeAgent& fake) {
   return {{"LD_PRELOAD", Programs::preload()},

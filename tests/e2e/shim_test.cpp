@@ -13,20 +13,11 @@
 
 #include "support/agent_process.h"
 #include "support/shim_env.h"
+#include "support/text.h"
 #include "support/wire_client.h"
 
 using namespace usbnet;
 using namespace usbnet::test;
-
-namespace {
-
-int count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
-}  // namespace
 
 TEST_CASE("the shim exports exactly the functions of libusb 1.0.26") {
   const RunResult ours = run({"nm", "-D", "--defined-only", Programs::shim()});

@@ -10,14 +10,12 @@
 #include <cstdio>
 #include <thread>
 
+#include "checks.h"
+
 namespace {
 
-int failures = 0;
-void check(bool ok, const char* what) {
-  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
-  std::fflush(stdout);  // in order with the shim's stderr, and kept if the program is killed
-  if (!ok) ++failures;
-}
+using checks::check;
+using checks::failures;
 
 void LIBUSB_CALL set_flag(libusb_transfer* t) { *static_cast<int*>(t->user_data) = 1; }
 

@@ -8,14 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "checks.h"
+
 namespace {
 
-int failures = 0;
-void check(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
-  std::fflush(stdout);  // in order with the shim's stderr, and kept if the program is killed
-  if (!ok) ++failures;
-}
+using checks::check;
+using checks::failures;
 
 struct Seen {
   std::vector<std::string> events;
