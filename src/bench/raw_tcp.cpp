@@ -47,13 +47,19 @@ bool write_all(int fd, const void* data, std::size_t n) {
   return true;
 }
 
-// A command: mode (0 ping-pong, 1 stream to client, 2 stream from client), request and
-// response sizes.
+// A command: what the server does on this connection.
+enum Mode : std::uint32_t {
+  kPingPong = 0,   // answer every `request`-byte message with `response` bytes
+  kStreamOut = 1,  // send `total` bytes in `response`-byte writes
+  kStreamIn = 2,   // read `total` bytes in `request`-byte reads, then send one byte
+};
 struct Command {
   std::uint32_t mode, request, response;
+  std::uint64_t total;
 };
 
-// The server: one connection at a time, one command per connection.
+// The server: one connection at a time, one command per connection. It answers the command
+// with one byte, so that the client starts its clock on a connection that is fully set up.
 [[noreturn]] void serve(int listener) {
   std::vector<char> buffer(16 << 20);
   for (;;) {
@@ -61,20 +67,37 @@ struct Command {
     if (fd < 0) continue;
     set_nodelay(fd);
     Command c{};
-    if (read_all(fd, &c, sizeof c)) {
-      if (c.mode == 0) {
+    const char ready = 1;
+    if (read_all(fd, &c, sizeof c) && c.request <= buffer.size() && c.response <= buffer.size() &&
+        write_all(fd, &ready, 1)) {
+      if (c.mode == kPingPong) {
         while (read_all(fd, buffer.data(), c.request) && write_all(fd, buffer.data(), c.response)) {
         }
-      } else if (c.mode == 1) {
-        while (write_all(fd, buffer.data(), c.response)) {
+      } else if (c.mode == kStreamOut) {
+        for (std::uint64_t sent = 0; sent < c.total; sent += c.response) {
+          if (!write_all(fd, buffer.data(), std::min<std::uint64_t>(c.response, c.total - sent))) {
+            break;
+          }
         }
-      } else {
-        while (::read(fd, buffer.data(), buffer.size()) > 0) {
+      } else if (c.mode == kStreamIn) {
+        std::uint64_t received = 0;
+        while (received < c.total) {
+          const ssize_t n = ::read(fd, buffer.data(), c.request);
+          if (n <= 0) break;
+          received += static_cast<std::uint64_t>(n);
         }
+        write_all(fd, &ready, 1);
       }
+    }
+    // Wait for the client to close, so that the next connection never finds this one busy.
+    while (::read(fd, buffer.data(), buffer.size()) > 0) {
     }
     ::close(fd);
   }
+}
+
+double rate(std::size_t bytes, Clock::time_point start) {
+  return static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 }  // namespace
@@ -114,61 +137,89 @@ int RawTcpServer::connect_client() {
   return fd;
 }
 
+namespace {
+
+// A connection with the server's handshake done, closed at the end of the scope.
+struct Session {
+  Session(int fd, const Command& c) : fd(fd) {
+    char ready = 0;
+    if (!write_all(fd, &c, sizeof c) || !read_all(fd, &ready, 1)) {
+      ::close(fd);
+      throw std::runtime_error("the raw TCP baseline server did not answer");
+    }
+  }
+  ~Session() { ::close(fd); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  int fd;
+};
+
+void require(bool ok) {
+  if (!ok) throw std::runtime_error("the raw TCP baseline connection failed");
+}
+
+std::uint32_t u32(std::size_t n) { return static_cast<std::uint32_t>(n); }
+
+}  // namespace
+
 std::chrono::nanoseconds RawTcpServer::median_round_trip(std::size_t request, std::size_t response,
                                                          int iterations) {
-  const int fd = connect_client();
-  const Command c{0, static_cast<std::uint32_t>(request), static_cast<std::uint32_t>(response)};
-  write_all(fd, &c, sizeof c);
+  Session s(connect_client(), Command{kPingPong, u32(request), u32(response), 0});
   std::vector<char> out(request), in(response);
   std::vector<std::chrono::nanoseconds> times;
   for (int i = 0; i < iterations + 100; ++i) {
     const auto start = Clock::now();
-    write_all(fd, out.data(), out.size());
-    read_all(fd, in.data(), in.size());
+    require(write_all(s.fd, out.data(), out.size()) && read_all(s.fd, in.data(), in.size()));
     if (i >= 100) times.push_back(Clock::now() - start);  // the first ones warm up
   }
-  ::close(fd);
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
   return times[times.size() / 2];
 }
 
 double RawTcpServer::request_response_throughput(std::size_t request, std::size_t response,
-                                                 std::chrono::milliseconds duration) {
-  const int fd = connect_client();
-  const Command c{0, static_cast<std::uint32_t>(request), static_cast<std::uint32_t>(response)};
-  write_all(fd, &c, sizeof c);
+                                                 std::size_t total) {
+  Session s(connect_client(), Command{kPingPong, u32(request), u32(response), 0});
   std::vector<char> out(request), in(response);
-  std::size_t bytes = 0;
   const auto start = Clock::now();
-  while (Clock::now() - start < duration) {
-    write_all(fd, out.data(), out.size());
-    read_all(fd, in.data(), in.size());
-    bytes += response;
+  for (std::size_t done = 0; done < total; done += response) {
+    require(write_all(s.fd, out.data(), out.size()) && read_all(s.fd, in.data(), in.size()));
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  ::close(fd);
-  return static_cast<double>(bytes) / seconds;
+  return rate(total, start);
 }
 
-double RawTcpServer::stream_throughput(std::size_t chunk, std::chrono::milliseconds duration,
-                                       bool to_server) {
-  const int fd = connect_client();
-  const Command c{to_server ? 2u : 1u, 0, static_cast<std::uint32_t>(chunk)};
-  write_all(fd, &c, sizeof c);
-  std::vector<char> buffer(chunk);
-  std::size_t bytes = 0;
+double RawTcpServer::pipelined_throughput(std::size_t chunk, int depth, std::size_t total,
+                                          bool in) {
+  constexpr std::size_t kSmall = 8;
+  Session s(connect_client(), in ? Command{kPingPong, u32(kSmall), u32(chunk), 0}
+                                 : Command{kPingPong, u32(chunk), u32(kSmall), 0});
+  std::vector<char> data(chunk), small(kSmall);
+  const std::size_t count = total / chunk;
+  const auto send_one = [&] {
+    require(in ? write_all(s.fd, small.data(), kSmall) : write_all(s.fd, data.data(), chunk));
+  };
   const auto start = Clock::now();
-  while (Clock::now() - start < duration) {
-    if (to_server) {
-      if (!write_all(fd, buffer.data(), chunk)) break;
-    } else if (!read_all(fd, buffer.data(), chunk)) {
-      break;
+  std::size_t sent = 0;
+  for (; sent < count && sent < static_cast<std::size_t>(depth); ++sent) send_one();
+  for (std::size_t done = 0; done < count; ++done) {
+    require(in ? read_all(s.fd, data.data(), chunk) : read_all(s.fd, small.data(), kSmall));
+    if (sent < count) {
+      send_one();
+      ++sent;
     }
-    bytes += chunk;
   }
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  ::close(fd);
-  return static_cast<double>(bytes) / seconds;
+  return rate(count * chunk, start);
+}
+
+double RawTcpServer::stream_throughput(std::size_t chunk, std::size_t total, bool in) {
+  Session s(connect_client(), Command{in ? kStreamOut : kStreamIn, u32(chunk), u32(chunk), total});
+  std::vector<char> buffer(chunk);
+  const auto start = Clock::now();
+  for (std::size_t done = 0; done < total; done += chunk) {
+    const std::size_t n = std::min(chunk, total - done);
+    require(in ? read_all(s.fd, buffer.data(), n) : write_all(s.fd, buffer.data(), n));
+  }
+  if (!in) require(read_all(s.fd, buffer.data(), 1));  // the server has read everything
+  return rate(total, start);
 }
 
 }  // namespace usbnet::bench

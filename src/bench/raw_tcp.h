@@ -1,5 +1,7 @@
-// The raw loopback-TCP limit of this machine, measured the way usbnet uses TCP: a server in a
-// child process, TCP_NODELAY, request/response round trips and one-way streaming.
+// The raw loopback-TCP limit of this machine: what a simple program gets from TCP for the same
+// work as usbnet (same sizes, same direction, same number of bytes), with a server in a child
+// process and TCP_NODELAY on both sides. Every measurement gets a fresh connection whose
+// handshake is done before the clock starts.
 #pragma once
 
 #include <chrono>
@@ -17,11 +19,17 @@ class RawTcpServer {
   // Median round trip: `request` bytes out, `response` bytes back, one at a time.
   std::chrono::nanoseconds median_round_trip(std::size_t request, std::size_t response,
                                              int iterations);
-  // Bytes per second of `response`-byte answers to `request`-byte requests, one at a time.
-  double request_response_throughput(std::size_t request, std::size_t response,
-                                     std::chrono::milliseconds duration);
-  // Bytes per second the server can stream one way (reads of `chunk` bytes).
-  double stream_throughput(std::size_t chunk, std::chrono::milliseconds duration, bool to_server);
+  // Bytes per second of `response`-byte answers to `request`-byte requests, one at a time,
+  // until `total` bytes have been answered (a synchronous transfer's pattern).
+  double request_response_throughput(std::size_t request, std::size_t response, std::size_t total);
+  // Bytes per second moving `total` bytes in `chunk`-byte messages with `depth` of them in
+  // flight: IN, the client keeps `depth` small requests outstanding and the server answers each
+  // with a chunk; OUT, the client keeps `depth` chunks outstanding and the server answers each
+  // with a small acknowledgement (an asynchronous transfer queue's pattern).
+  double pipelined_throughput(std::size_t chunk, int depth, std::size_t total, bool in);
+  // Bytes per second streaming `total` bytes one way, written and read `chunk` bytes at a time
+  // (for OUT, the clock stops when the server has read the last byte).
+  double stream_throughput(std::size_t chunk, std::size_t total, bool in);
 
  private:
   int connect_client();

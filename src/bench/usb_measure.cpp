@@ -34,11 +34,11 @@ std::chrono::nanoseconds control_round_trip(libusb_device_handle* h, std::size_t
   return times[times.size() / 2];
 }
 
-double sync_bulk_in(libusb_device_handle* h, std::size_t size, std::chrono::milliseconds duration) {
+double sync_bulk_in(libusb_device_handle* h, std::size_t size, std::size_t total) {
   std::vector<unsigned char> buffer(size);
   std::size_t bytes = 0;
   const auto start = Clock::now();
-  while (Clock::now() - start < duration) {
+  while (bytes < total) {
     int n = 0;
     require(libusb_bulk_transfer(h, kSource, buffer.data(), static_cast<int>(size), &n, 5000),
             "bulk IN");
@@ -49,7 +49,7 @@ double sync_bulk_in(libusb_device_handle* h, std::size_t size, std::chrono::mill
 
 namespace {
 struct Stream {
-  Clock::time_point deadline;
+  std::size_t to_submit = 0;  // transfers not yet submitted
   std::size_t bytes = 0;
   int in_flight = 0;
   int errors = 0;
@@ -62,8 +62,9 @@ void LIBUSB_CALL on_done(libusb_transfer* t) {
   } else {
     ++s->errors;
   }
-  if (Clock::now() < s->deadline && t->status == LIBUSB_TRANSFER_COMPLETED &&
+  if (s->to_submit > 0 && t->status == LIBUSB_TRANSFER_COMPLETED &&
       libusb_submit_transfer(t) == 0) {
+    --s->to_submit;
     return;
   }
   --s->in_flight;
@@ -71,8 +72,9 @@ void LIBUSB_CALL on_done(libusb_transfer* t) {
 }  // namespace
 
 double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::size_t size,
-                  int depth, std::chrono::milliseconds duration) {
+                  int depth, std::size_t total) {
   Stream stream;
+  stream.to_submit = total / size;
   // OUT data follows the device's pattern (byte n is n % 251), as a sink that checks it expects.
   std::vector<std::vector<unsigned char>> buffers(depth, std::vector<unsigned char>(size));
   for (auto& b : buffers) {
@@ -80,8 +82,7 @@ double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::si
   }
   std::vector<libusb_transfer*> transfers;
   const auto start = Clock::now();
-  stream.deadline = start + duration;
-  for (int i = 0; i < depth; ++i) {
+  for (int i = 0; i < depth && stream.to_submit > 0; ++i, --stream.to_submit) {
     libusb_transfer* t = libusb_alloc_transfer(0);
     libusb_fill_bulk_transfer(t, h, in ? kSource : kSink, buffers[i].data(), static_cast<int>(size),
                               &on_done, &stream, 5000);
