@@ -244,6 +244,10 @@ void Session::handle(wire::UrbSubmit& m) {
   std::copy(m.payload.begin(), m.payload.end(), transfer->buffer.begin());
   bytes_in_flight_ += cost;
   urbs_.emplace(m.trans_id, std::move(urb));
+  if (!*expecting && !waiting_.contains(key)) {
+    // Whole, and nothing ahead of it on its endpoint: straight to the device.
+    return dispatch(m.trans_id);
+  }
   waiting_[key].push_back(m.trans_id);
   pump(key);
 }

@@ -177,7 +177,7 @@ class AgentClient::Impl {
     std::uint64_t generation;
   };
 
-  // Messages arrive on the io thread, or on a thread in read_now(). URB, reply and device
+  // Messages arrive on the io thread, or on a thread in service(). URB, reply and device
   // events are handled where they arrive (under mutex_); the handshake belongs to the io thread.
   void on_message(wire::Message&& message) {
     const bool handshake = std::holds_alternative<wire::Hello>(message) ||
@@ -324,7 +324,6 @@ class AgentClient::Impl {
       was_ready = state_ == State::Ready;
       ready = tracker_.fail_all(wire::UrbStatus::NoDevice);
       pending.swap(pending_);
-      deadlines_.clear();
       devices_.clear();
       conn_.reset();
       if (!was_ready) last_error_ = refusal_.empty() ? reason : refusal_;
@@ -371,6 +370,7 @@ class AgentClient::Impl {
       pending_.erase(id);
       return Unexpected{kNoDevice};
     }
+    conn->expect_answer();
     if (result.wait_for(options_.request_timeout) != std::future_status::ready) {
       std::lock_guard lock(mutex_);
       if (pending_.erase(id) > 0) {
@@ -391,17 +391,16 @@ class AgentClient::Impl {
       if (state_ != State::Ready) return Unexpected{kNoDevice};
       submit.trans_id = next_id_locked();
       const std::uint8_t endpoint = submit.type == wire::UrbType::Control ? 0 : submit.endpoint;
-      tracker_.add(submit.trans_id,
-                   TrackedUrb{submit.handle, endpoint, in, submit.iso_lengths, std::move(done)});
+      TrackedUrb urb{submit.handle, endpoint, in, submit.iso_lengths, std::move(done)};
       if (submit.timeout_ms > 0) {
-        const auto deadline =
+        urb.deadline =
             Clock::now() + std::chrono::milliseconds(submit.timeout_ms) + options_.timeout_grace;
-        deadlines_.emplace(deadline, submit.trans_id);
         if (!watchdog_armed_) {
           watchdog_armed_ = true;
           asio::post(io_, [this] { arm_watchdog(); });
         }
       }
+      tracker_.add(submit.trans_id, std::move(urb));
       conn = conn_;
     }
     if (!conn->send_urb(submit, nullptr)) {
@@ -451,16 +450,9 @@ class AgentClient::Impl {
       bool rearm;
       {
         std::lock_guard lock(mutex_);
-        const auto now = Clock::now();
-        while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-          if (tracker_.contains(deadlines_.begin()->second)) {
-            expired.push_back(deadlines_.begin()->second);
-          }
-          deadlines_.erase(deadlines_.begin());
-        }
+        expired = tracker_.overdue(Clock::now(), rearm);
         conn = conn_;
-        watchdog_armed_ = !deadlines_.empty();
-        rearm = watchdog_armed_;
+        watchdog_armed_ = rearm;
       }
       for (std::uint32_t trans_id : expired) {
         if (conn && conn->withdraw(trans_id) != transport::Withdrawn::NotSent) {
@@ -518,8 +510,7 @@ class AgentClient::Impl {
       pending_;
   UrbTracker tracker_;
   std::shared_ptr<transport::Connection> corked_;  // the connection cork() applied to
-  std::multimap<Clock::time_point, std::uint32_t> deadlines_;
-  bool watchdog_armed_ = false;
+  bool watchdog_armed_ = false;  // the watchdog looks for overdue URBs every 100 ms
 
   std::thread thread_;  // last: starts after everything above exists
 
@@ -580,8 +571,12 @@ int AgentClient::ForegroundReading::fd() const {
   return connection_ ? connection_->native_handle() : -1;
 }
 
-void AgentClient::ForegroundReading::read_now() {
-  if (connection_) connection_->read_now();
+short AgentClient::ForegroundReading::events() const {
+  return connection_ ? connection_->poll_events() : 0;
+}
+
+void AgentClient::ForegroundReading::service(short revents) {
+  if (connection_) connection_->service(revents);
 }
 
 AgentClient::ForegroundReading AgentClient::claim_reading() {

@@ -82,9 +82,10 @@ class AgentClient {
   // first). Returns false if it is not in flight.
   bool cancel(std::uint32_t trans_id);
 
-  // For a thread that waits for URBs anyway (an event loop): it claims the reading of the
-  // connection's socket, polls it, and reads what arrived on its own thread, so that `done`
-  // runs there without a hop through the io thread. The claim ends with the object.
+  // For a thread that waits for URBs anyway (an event loop): it claims the connection's
+  // socket, polls it, and reads what arrived (and writes what waited for room) on its own
+  // thread, so that `done` runs there without a hop through the io thread. The claim ends with
+  // the object.
   class ForegroundReading {
    public:
     ForegroundReading() = default;
@@ -92,8 +93,9 @@ class AgentClient {
     ForegroundReading(ForegroundReading&&) noexcept = default;
     ForegroundReading& operator=(ForegroundReading&&) noexcept = default;
     ~ForegroundReading();
-    int fd() const;  // -1 when there is no connection
-    void read_now();
+    int fd() const;               // -1 when there is no connection
+    short events() const;         // what to poll the descriptor for
+    void service(short revents);  // after poll(): acts on what it reported
 
    private:
     struct Release {

@@ -9,6 +9,10 @@ namespace usbnet::client {
 
 using wire::UrbStatus;
 
+namespace {
+constexpr std::size_t kIdleQueuesKept = 64;
+}  // namespace
+
 void UrbTracker::add(std::uint32_t trans_id, TrackedUrb urb) {
   Entry entry;
   entry.urb = std::move(urb);
@@ -138,7 +142,7 @@ std::vector<ReadyCompletion> UrbTracker::release(Key key) {
       urbs_.erase(it);
     }
   }
-  if (queue.empty()) order_.erase(order);
+  if (queue.empty() && order_.size() > kIdleQueuesKept) order_.erase(order);
   return ready;
 }
 
@@ -154,6 +158,24 @@ std::vector<ReadyCompletion> UrbTracker::finish_locally(std::uint32_t trans_id, 
   e.whole = true;
   order_[key_of(e.urb)].push_back(trans_id);
   return release(key_of(e.urb));
+}
+
+std::vector<std::uint32_t> UrbTracker::overdue(std::chrono::steady_clock::time_point now,
+                                               bool& more) const {
+  std::vector<std::uint32_t> late;
+  more = false;
+  for (const auto& [trans_id, e] : urbs_) {
+    if (e.agent_answered || e.abandoned ||
+        e.urb.deadline == std::chrono::steady_clock::time_point::max()) {
+      continue;
+    }
+    if (e.urb.deadline <= now) {
+      late.push_back(trans_id);
+    } else {
+      more = true;
+    }
+  }
+  return late;
 }
 
 std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {

@@ -9,6 +9,7 @@
 // runs the callbacks it gets.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,6 +46,8 @@ struct TrackedUrb {
   std::span<std::uint8_t> in;  // where IN data goes (the data stage for control); empty for OUT
   std::vector<std::uint32_t> iso_lengths;  // requested packet lengths, for the IN scatter
   UrbDone done;
+  // When the client stops waiting for the agent (its timeout plus a grace period); max: never.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 class UrbTracker {
@@ -68,6 +71,11 @@ class UrbTracker {
   // Ends every URB with `status` (the connection is gone), in per-endpoint order.
   std::vector<ReadyCompletion> fail_all(wire::UrbStatus status);
 
+  // The URBs past their deadline that the agent has not answered (a scan: URBs in flight are
+  // few, and looking at them a few times a second is cheaper than keeping them sorted).
+  // `more` tells whether any other URB still has a deadline ahead.
+  std::vector<std::uint32_t> overdue(std::chrono::steady_clock::time_point now, bool& more) const;
+
  private:
   struct Entry {
     TrackedUrb urb;
@@ -90,7 +98,8 @@ class UrbTracker {
   std::vector<ReadyCompletion> release(Key key);
 
   std::unordered_map<std::uint32_t, Entry> urbs_;
-  // Per endpoint, the trans_ids whose outcome is known, in the order it became known.
+  // Per endpoint, the trans_ids whose outcome is known, in the order it became known. A queue
+  // that empties stays (its endpoint is likely used again at once) until there are many.
   std::map<Key, std::deque<std::uint32_t>> order_;
   std::uint64_t next_sequence_ = 0;
   wire::PieceAssembler assembler_;

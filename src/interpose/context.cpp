@@ -302,22 +302,25 @@ int Context::handle_events_locked(const timeval* tv) {
   return r;
 }
 
+void Context::snapshot_links() {
+  std::lock_guard lock(links_mutex_);
+  links_snapshot_.assign(links_.begin(), links_.end());
+}
+
 int Context::wait_and_dispatch(const timeval* tv) {
-  std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}};
+  std::vector<pollfd>& fds = poll_fds_;
+  fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
   // The agents' sockets: an answer that arrives while this thread waits is read and handled
   // right here, without a hop through the connection's own thread.
-  std::vector<std::shared_ptr<AgentLink>> links;
-  {
-    std::lock_guard lock(links_mutex_);
-    links = links_;
-  }
-  std::vector<client::AgentClient::ForegroundReading> polled;
-  for (const auto& link : links) {
+  snapshot_links();
+  polled_.clear();
+  for (const auto& link : links_snapshot_) {
     auto reading = link->client().claim_reading();
     if (reading.fd() < 0) continue;
-    fds.push_back({reading.fd(), POLLIN, 0});
-    polled.push_back(std::move(reading));
+    fds.push_back({reading.fd(), reading.events(), 0});
+    polled_.push_back(std::move(reading));
   }
+  links_snapshot_.clear();
   const std::size_t first_real = fds.size();
   int timeout_ms = to_milliseconds_rounded_up(*tv);
   bool real_timeout = false;
@@ -337,11 +340,14 @@ int Context::wait_and_dispatch(const timeval* tv) {
     }
   }
   const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-  if (n < 0) return errno == EINTR ? LIBUSB_ERROR_INTERRUPTED : LIBUSB_ERROR_IO;
-  for (std::size_t i = 0; i < polled.size(); ++i) {
-    if (fds[1 + i].revents != 0) polled[i].read_now();
+  if (n < 0) {
+    polled_.clear();
+    return errno == EINTR ? LIBUSB_ERROR_INTERRUPTED : LIBUSB_ERROR_IO;
   }
-  polled.clear();  // the io thread may read again
+  for (std::size_t i = 0; i < polled_.size(); ++i) {
+    if (fds[1 + i].revents != 0) polled_[i].service(fds[1 + i].revents);
+  }
+  polled_.clear();  // the io thread may read again
   bool real_ready = real_timeout && n == 0;
   for (std::size_t i = first_real; i < fds.size(); ++i) {
     if (fds[i].revents != 0) real_ready = true;
@@ -390,7 +396,7 @@ void Context::Lifeline::cut() {
 // Runs what the agent threads queued. Returns whether the context had been woken (work, or an
 // interrupt), in which case the caller does not block.
 bool Context::drain() {
-  std::deque<Event> events;
+  std::vector<Event>& events = draining_;
   bool woken;
   {
     std::lock_guard lock(queue_mutex_);
@@ -404,12 +410,8 @@ bool Context::drain() {
   }
   if (events.empty()) return woken;
   // Transfers resubmitted by these callbacks leave in one write per agent.
-  std::vector<std::shared_ptr<AgentLink>> links;
-  {
-    std::lock_guard lock(links_mutex_);
-    links = links_;
-  }
-  for (auto& link : links) link->client().cork();
+  snapshot_links();
+  for (auto& link : links_snapshot_) link->client().cork();
   for (Event& e : events) {
     if (e.transfer) {
       run_completion(e);
@@ -417,7 +419,9 @@ bool Context::drain() {
       run_hotplug(e);
     }
   }
-  for (auto& link : links) link->client().uncork();
+  events.clear();
+  for (auto& link : links_snapshot_) link->client().uncork();
+  links_snapshot_.clear();
   return true;
 }
 

@@ -12,15 +12,16 @@
 #pragma once
 
 #include <libusb.h>
+#include <poll.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "client/agent_client.h"
 #include "client/urb_tracker.h"
 #include "usbnet/messages.h"
 
@@ -110,6 +111,8 @@ class Context {
   };
 
   void start_links();
+  // Copies the agent links into links_snapshot_ (event-handling thread).
+  void snapshot_links();
   void post(Event event);
   void wake();
   bool drain();
@@ -149,8 +152,15 @@ class Context {
   // Work queued for the event-handling thread, and the eventfd that announces it.
   int wake_fd_ = -1;
   std::mutex queue_mutex_;
-  std::deque<Event> queue_;
+  std::vector<Event> queue_;
   bool wake_pending_ = false;  // an eventfd write not yet consumed
+
+  // The event-handling thread's scratch space (one such thread at a time: the event lock),
+  // kept so that handling events allocates nothing in the common case.
+  std::vector<Event> draining_;
+  std::vector<std::shared_ptr<AgentLink>> links_snapshot_;
+  std::vector<pollfd> poll_fds_;
+  std::vector<client::AgentClient::ForegroundReading> polled_;
 
   // The real library's descriptors, cached; refreshed when its notifiers report a change.
   std::mutex pollfds_mutex_;

@@ -1,5 +1,6 @@
 #include "interpose/remote_transfer.h"
 
+#include <array>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -215,7 +216,15 @@ int remote_control_transfer(RemoteHandle& handle, std::uint8_t request_type, std
   if (handle.device().context().handling_events_here()) return LIBUSB_ERROR_BUSY;
   UniqueTransfer t(libusb_alloc_transfer(0));
   if (!t) return LIBUSB_ERROR_NO_MEM;
-  std::vector<unsigned char> buffer(LIBUSB_CONTROL_SETUP_SIZE + length);
+  // Setup packet and data stage in one buffer, as libusb lays them out; on the stack when small.
+  constexpr std::size_t kOnStack = 256;
+  std::array<unsigned char, LIBUSB_CONTROL_SETUP_SIZE + kOnStack> small;
+  std::vector<unsigned char> large;
+  std::span<unsigned char> buffer(small.data(), LIBUSB_CONTROL_SETUP_SIZE + length);
+  if (length > kOnStack) {
+    large.resize(LIBUSB_CONTROL_SETUP_SIZE + length);
+    buffer = large;
+  }
   libusb_fill_control_setup(buffer.data(), request_type, request, value, index, length);
   if (!(request_type & LIBUSB_ENDPOINT_IN) && length > 0) {
     std::memcpy(buffer.data() + LIBUSB_CONTROL_SETUP_SIZE, data, length);

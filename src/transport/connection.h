@@ -1,12 +1,18 @@
 // A framed usbnet connection over TCP: the one seam between the protocol and the network.
 //
-// Reading: the io thread reads whatever arrives, unless another thread is reading at that
-// moment: a thread that waits for the peer's answer anyway may poll the socket itself and call
-// read_now(), so that the answer is handled without a thread hop. Messages reach the handler on
-// whichever thread read them, one at a time. Sending is thread-safe: a sender whose frame finds
-// the socket idle writes it itself, at once, without a thread hop; otherwise the frame waits in
-// the queue and whoever is writing sends it. Small messages go before payload pieces, so a
-// control URB waits for at most one piece of a large transfer. Heartbeats go out when the
+// Reading: the io thread reads whatever arrives, unless another thread serves the socket: a
+// thread that waits for the peer's answer anyway (an event loop) may claim the socket, poll it
+// itself and call service(), so that the answer is handled without a thread hop. While such
+// claims come and go the io thread keeps the socket out of its own poll set altogether, so the
+// peer's frames wake one thread, not two; it takes the socket back when nobody has claimed it
+// for a while, or at once when a thread waits for an answer it will not read itself
+// (expect_answer). Messages reach the handler on whichever thread read them, one at a time.
+//
+// Sending is thread-safe: a sender whose frame finds the socket idle writes it itself, at once,
+// without a thread hop; otherwise the frame waits in the queue and whoever is writing sends it.
+// When the socket is full, whoever serves the socket sends the rest when it has room (a
+// claiming thread polls for POLLOUT: see poll_events). Small messages go before payload pieces,
+// so a control URB waits for at most one piece of a large transfer. Heartbeats go out when the
 // connection has been idle for the heartbeat interval, and a peer silent for `dead_after` is
 // declared dead.
 //
@@ -30,8 +36,8 @@ struct ConnectionOptions {
   std::chrono::milliseconds dead_after{15000};  // close when the peer is silent this long
   std::uint32_t piece_size = wire::kDefaultPieceSize;
   std::string peer_name;  // for log lines ("127.0.0.1:51234")
-  // Other threads may read the socket (claim_reading / read_now). Without it the io thread is
-  // the only reader and reads speculatively, which costs fewer system calls.
+  // Other threads may serve the socket (claim_reading / service). Without it the io thread is
+  // the only reader.
   bool foreground_reading = false;
 };
 
@@ -39,7 +45,7 @@ class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
   // A whole, valid message. Payload views are valid during the call only. Called on the io
-  // thread, or on a thread in read_now(); never on two threads at once.
+  // thread, or on a thread in service(); never on two threads at once.
   virtual void on_message(wire::Message&& message) = 0;
   // The connection is closed (by either side, by an error, by a protocol violation or by
   // silence); called once, on the io thread, after which the connection calls nothing more.
@@ -88,16 +94,23 @@ class Connection {
   virtual bool is_open() const = 0;
   virtual const std::string& peer_name() const = 0;
 
-  // The socket, for a thread that wants to poll() it for readability (-1 once closed).
+  // The socket, for a thread that wants to poll() it (-1 once closed). The descriptor stays
+  // valid (shut down, not closed) for as long as the connection object exists.
   virtual int native_handle() const = 0;
-  // A thread about to poll() the socket and call read_now() claims the reading: while any
-  // claim is held the io thread leaves the socket alone (it looks again every millisecond), so
-  // the two never race for the same bytes. Thread-safe.
+  // A thread about to poll() the socket and call service() claims it: while claims keep
+  // coming, the io thread leaves the socket alone, so the two never wake for the same bytes.
+  // Thread-safe.
   virtual void claim_reading() = 0;
   virtual void release_reading() = 0;
-  // Reads and handles, on the calling thread, whatever has arrived. Waits for the io thread if
-  // it is reading at that moment. Thread-safe.
-  virtual void read_now() = 0;
+  // What a claiming thread polls for: POLLIN, and POLLOUT while frames wait for room in the
+  // socket.
+  virtual short poll_events() const = 0;
+  // Acts on what poll() reported, on the calling thread: reads and handles whatever has arrived
+  // (waiting for another reader to finish first), and writes what waited for room. Thread-safe.
+  virtual void service(short revents) = 0;
+  // The calling thread is about to wait for an answer that it will not read itself: makes sure
+  // that some thread reads the socket. Thread-safe.
+  virtual void expect_answer() = 0;
 
   // Batching: between cork() and uncork(), frames this thread sends are queued and go out
   // together at uncork() (one system call for a burst of completions or resubmissions).

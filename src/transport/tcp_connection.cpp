@@ -3,18 +3,27 @@
 // The writer: frames wait in two queues, `urgent_` (every whole message, and the first piece of
 // a URB) and `streams_` (the remaining pieces of large payloads). Whoever finds no writer active
 // becomes the writer and sends with non-blocking sendmsg() while holding the mutex: urgent
-// frames first, then a few pieces taken round-robin from the streams. When the socket is full,
-// the rest is left to the io thread, which waits for writability. A frame the kernel took only
-// part of is copied (the remainder only) into `partial_`, so that queued frames are the only
+// frames first, then a few pieces taken round-robin from the streams. When the socket is full
+// the connection is `blocked_`, and whoever serves the socket sends the rest when it has room:
+// a claiming thread that polls for POLLOUT, or the io thread. A frame the kernel took only part
+// of is copied (the remainder only) into `partial_`, so that queued frames are the only
 // references to borrowed payloads and withdraw() can always drop them.
+//
+// The reader: the socket is a plain descriptor; the io thread watches it through `watcher_`, a
+// reactor registration that exists only while the io thread serves the socket (always on the
+// agent; on a client, only while no event loop claims the socket), because a registered socket
+// wakes the io thread for every segment that arrives, whether or not it wants to read.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <poll.h>
 #include <array>
 #include <atomic>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
@@ -41,6 +50,8 @@ constexpr std::size_t kReadBufferSize = 1024 * 1024;
 constexpr std::size_t kMaxIovecs = 64;
 // One piece per batch: a frame queued meanwhile goes out before the next piece.
 constexpr std::size_t kPiecesPerBatch = 1;
+// A client's io thread takes the socket back when no event loop has claimed it for this long.
+constexpr std::chrono::milliseconds kClaimQuiet{10};
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -69,10 +80,13 @@ class TcpConnection final : public Connection,
  public:
   TcpConnection(tcp::socket socket, std::shared_ptr<ConnectionHandler> handler,
                 ConnectionOptions options)
-      : socket_(std::move(socket)),
+      : executor_(socket.get_executor()),
+        fd_(socket.release()),  // out of the reactor: see take_duty()
         handler_(std::move(handler)),
         options_(std::move(options)),
-        timer_(socket_.get_executor()),
+        timer_(executor_),
+        park_timer_(executor_),
+        watcher_(executor_),
         read_buffer_(kReadBufferSize),
         dead_after_ms_(options_.dead_after.count()) {
     options_.piece_size = wire::clamp_piece_size(options_.piece_size);
@@ -80,12 +94,13 @@ class TcpConnection final : public Connection,
     last_read_ns_ = last_write_ns_ = now_ns();
   }
 
+  ~TcpConnection() override {
+    if (registered_) watcher_.release();
+    ::close(fd_);
+  }
+
   void start() override {
-    if (options_.foreground_reading) {
-      wait_readable();
-    } else {
-      read_more();
-    }
+    asio::post(executor_, [self = shared_from_this()] { self->take_duty(); });
     arm_timer();
   }
 
@@ -148,12 +163,11 @@ class TcpConnection final : public Connection,
 
   void close(const std::string& reason) override {
     // Posted, never run inline: the caller may be a message handler, up the stack from a read.
-    asio::post(socket_.get_executor(),
-               [self = shared_from_this(), reason] { self->do_close(reason); });
+    asio::post(executor_, [self = shared_from_this(), reason] { self->do_close(reason); });
   }
 
   void close_when_sent(const std::string& reason, std::chrono::milliseconds grace) override {
-    asio::post(socket_.get_executor(), [self = shared_from_this(), reason, grace] {
+    asio::post(executor_, [self = shared_from_this(), reason, grace] {
       if (!self->handler_) return;
       self->drain_reason_ = reason;
       self->draining_ = true;
@@ -170,14 +184,14 @@ class TcpConnection final : public Connection,
 
  private:
   void configure_socket() {
-    boost::system::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
-    const int fd = socket_.native_handle();
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // Keep at most about one piece unsent in the kernel, so that a small frame queued behind
     // a large payload waits for one piece rather than for a whole socket buffer.
     const int lowat = static_cast<int>(2 * options_.piece_size);
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+    ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
   }
 
   // ---- writing -------------------------------------------------------------------------
@@ -187,7 +201,9 @@ class TcpConnection final : public Connection,
     if (closed_) return false;
     urgent_.push_back(std::move(frame));
     if (stream) streams_.push_back(std::move(*stream));
-    if (writing_ || (corks_ > 0 && cork_owner_ == std::this_thread::get_id())) return true;
+    if (writing_ || blocked_ || (corks_ > 0 && cork_owner_ == std::this_thread::get_id())) {
+      return true;
+    }
     writing_ = true;
     flush(lock);
     return true;
@@ -211,8 +227,8 @@ class TcpConnection final : public Connection,
     }
   }
 
-  // Writes until the queues are empty or the socket is full. Called with the lock held and
-  // writing_ set; clears writing_ unless it leaves a wait for writability armed. The lock is
+  // Writes until the queues are empty or the socket is full (then sets blocked_). Called with
+  // the lock held and writing_ set; clears writing_. The lock is
   // released during each sendmsg() so that other threads can queue frames meanwhile (they go
   // out in the next batch, ahead of any further piece); withdraw() and close() wait for the
   // call to return, because the batch borrows payload bytes.
@@ -241,7 +257,7 @@ class TcpConnection final : public Connection,
       msg.msg_iovlen = count;
       in_syscall_ = true;
       lock.unlock();
-      const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       const int error = errno;
       lock.lock();
       if (n > 0) consume(static_cast<std::size_t>(n), batch);
@@ -253,7 +269,12 @@ class TcpConnection final : public Connection,
       }
       if (error == EINTR) continue;
       if (error == EAGAIN || error == EWOULDBLOCK) {
-        wait_writable();
+        writing_ = false;
+        blocked_ = true;
+        // A claiming thread polls for POLLOUT; otherwise the io thread waits for room.
+        if (!options_.foreground_reading || io_duty_) {
+          asio::post(executor_, [self = shared_from_this()] { self->wait_writable(); });
+        }
         return;
       }
       writing_ = false;
@@ -264,7 +285,7 @@ class TcpConnection final : public Connection,
     }
     writing_ = false;
     if (draining_) {
-      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close_if_drained(); });
+      asio::post(executor_, [self = shared_from_this()] { self->close_if_drained(); });
     }
   }
 
@@ -312,7 +333,7 @@ class TcpConnection final : public Connection,
     if (drain_reason_.empty() || !handler_) return;
     {
       std::lock_guard lock(mutex_);
-      if (writing_ || !urgent_.empty() || !ready_pieces_.empty() || !streams_.empty() ||
+      if (writing_ || blocked_ || !urgent_.empty() || !ready_pieces_.empty() || !streams_.empty() ||
           partial_offset_ < partial_.size()) {
         return;
       }
@@ -320,64 +341,103 @@ class TcpConnection final : public Connection,
     do_close(drain_reason_);
   }
 
-  void wait_writable() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->socket_.async_wait(tcp::socket::wait_write,
-                               [self](const boost::system::error_code& ec) {
-                                 std::unique_lock lock(self->mutex_);
-                                 if (ec || self->closed_) {
-                                   self->writing_ = false;
-                                   return;
-                                 }
-                                 self->flush(lock);
-                               });
-    });
+  // Writes what waited for room once the socket has some.
+  void write_when_room(std::unique_lock<std::mutex>& lock) {
+    if (!blocked_ || writing_ || closed_) return;
+    blocked_ = false;
+    writing_ = true;
+    flush(lock);
   }
 
-  // ---- reading -------------------------------------------------------------------------
+  // ---- the io thread's watch on the socket ------------------------------------------------
 
-  // The io thread as the only reader: Asio tries the read at once and waits only when nothing
-  // is there, with no system call to re-arm the wait.
-  void read_more() {
-    socket_.async_read_some(
-        asio::buffer(read_buffer_),
-        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          if (!self->handler_) return;
-          if (ec) {
-            self->fail(ec == asio::error::eof ? "connection closed by peer" : ec.message());
-            return;
-          }
-          std::lock_guard lock(self->read_mutex_);
-          self->cork();
-          self->consume_read(n);
-          self->uncork();
-          if (self->open_ && !self->failed_) self->read_more();
-        });
+  // Registers the socket with the io thread's reactor (io thread only).
+  void watch() {
+    if (registered_ || !open_) return;
+    boost::system::error_code ec;
+    watcher_.assign(fd_, ec);
+    if (ec) {
+      fail("cannot watch the socket: " + ec.message());
+      return;
+    }
+    registered_ = true;
+  }
+
+  // Takes the socket out of the reactor once nothing waits on it (io thread only).
+  void unwatch_if_idle() {
+    if (!registered_ || io_duty_ || write_wait_armed_) return;
+    watcher_.release();
+    registered_ = false;
+  }
+
+  // The io thread serves the socket: reads what is there and waits for more.
+  void take_duty() {
+    if (!handler_ || io_duty_ || !open_) return;
+    io_duty_ = true;
+    watch();
+    {
+      std::unique_lock lock(read_mutex_, std::try_to_lock);
+      if (lock) read_available();
+    }
+    if (blocked_) wait_writable();
+    wait_readable();
   }
 
   void wait_readable() {
-    socket_.async_wait(tcp::socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                         if (ec || !self->handler_) return;
-                         self->io_read();
-                       });
+    if (!open_ || !registered_) return;
+    watcher_.async_wait(asio::posix::stream_descriptor::wait_read,
+                        [self = shared_from_this()](const boost::system::error_code& ec) {
+                          if (ec || !self->handler_) return;
+                          self->on_readable();
+                        });
   }
 
-  // The io thread's turn to read, unless another thread has claimed the reading: then it
-  // looks again a little later instead of waking for every frame that thread will read.
-  void io_read() {
-    if (foreground_readers_.load() > 0) {
-      park_timer_.expires_after(std::chrono::milliseconds(10));
-      park_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec && self->handler_) self->io_read();
-      });
+  void on_readable() {
+    if (options_.foreground_reading && foreground_readers_.load() > 0) {
+      // An event loop serves the socket: leave it alone until claims stop coming.
+      io_duty_ = false;
+      unwatch_if_idle();
+      park();
       return;
     }
     {
       std::unique_lock lock(read_mutex_, std::try_to_lock);
       if (lock) read_available();
     }
-    if (open_) wait_readable();
+    wait_readable();
+  }
+
+  // Off duty: looks again after a while, and takes the socket back if nobody has claimed it
+  // meanwhile.
+  void park() {
+    park_timer_.expires_after(kClaimQuiet);
+    park_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || !self->handler_ || self->io_duty_) return;
+      const auto quiet_ns = std::chrono::nanoseconds(kClaimQuiet).count();
+      if (self->foreground_readers_.load() == 0 &&
+          now_ns() - self->last_claim_ns_.load() >= quiet_ns) {
+        self->take_duty();
+      } else {
+        self->park();
+      }
+    });
+  }
+
+  void wait_writable() {
+    if (write_wait_armed_ || !open_) return;
+    watch();
+    if (!registered_) return;
+    write_wait_armed_ = true;
+    watcher_.async_wait(asio::posix::stream_descriptor::wait_write,
+                        [self = shared_from_this()](const boost::system::error_code& ec) {
+                          self->write_wait_armed_ = false;
+                          if (ec || !self->handler_) return;
+                          {
+                            std::unique_lock lock(self->mutex_);
+                            self->write_when_room(lock);
+                          }
+                          self->unwatch_if_idle();
+                        });
   }
 
   void cork() override {
@@ -392,13 +452,29 @@ class TcpConnection final : public Connection,
     flush(lock);
   }
 
-  void claim_reading() override { ++foreground_readers_; }
+  void claim_reading() override {
+    ++foreground_readers_;
+    last_claim_ns_ = now_ns();
+  }
   void release_reading() override { --foreground_readers_; }
 
-  void read_now() override {
+  short poll_events() const override { return blocked_ ? POLLIN | POLLOUT : POLLIN; }
+
+  void service(short revents) override {
     if (!open_) return;
-    std::lock_guard lock(read_mutex_);
-    read_available();
+    if (revents & (POLLIN | POLLERR | POLLHUP)) {
+      std::lock_guard lock(read_mutex_);
+      read_available();
+    }
+    if (revents & (POLLOUT | POLLERR | POLLHUP)) {
+      std::unique_lock lock(mutex_);
+      write_when_room(lock);
+    }
+  }
+
+  void expect_answer() override {
+    if (io_duty_ || foreground_readers_.load() > 0) return;
+    asio::post(executor_, [self = shared_from_this()] { self->take_duty(); });
   }
 
   int native_handle() const override { return open_ ? fd_ : -1; }
@@ -421,6 +497,8 @@ class TcpConnection final : public Connection,
         return;
       }
       if (!consume_read(static_cast<std::size_t>(n))) return;
+      // A short read took everything there was: the next recv() would find nothing.
+      if (static_cast<std::size_t>(n) < read_buffer_.size()) return;
     }
   }
 
@@ -496,21 +574,33 @@ class TcpConnection final : public Connection,
       partial_.clear();
       partial_offset_ = 0;
       open_ = false;
-      boost::system::error_code ignored;
-      socket_.shutdown(tcp::socket::shutdown_both, ignored);
-      socket_.close(ignored);
+      // Shut down, not closed: a thread polling the descriptor wakes up, and its number is not
+      // reused while the object exists (the destructor closes it).
+      ::shutdown(fd_, SHUT_RDWR);
     }
     timer_.cancel();
     park_timer_.cancel();
+    io_duty_ = false;
+    if (registered_) {
+      watcher_.release();  // pending waits end with operation_aborted
+      registered_ = false;
+    }
     log::debug("{}: connection closed: {}", options_.peer_name, reason);
     auto handler = std::move(handler_);
     handler->on_closed(reason);
   }
 
-  tcp::socket socket_;
+  asio::any_io_executor executor_;
+  const int fd_;
   std::shared_ptr<ConnectionHandler> handler_;  // io thread; null once closed
   ConnectionOptions options_;
   asio::steady_timer timer_;
+  asio::steady_timer park_timer_;
+  // io thread only: the socket's registration with the reactor, and what it is for.
+  asio::posix::stream_descriptor watcher_;
+  bool registered_ = false;
+  bool write_wait_armed_ = false;
+  std::atomic<bool> io_duty_{false};  // the io thread serves the socket (read by any thread)
   wire::StreamDecoder decoder_;
   std::vector<std::uint8_t> read_buffer_;
   std::atomic<std::int64_t> last_read_ns_{0};
@@ -518,10 +608,9 @@ class TcpConnection final : public Connection,
   std::atomic<std::int64_t> dead_after_ms_;
   std::atomic<bool> open_{true};
   std::atomic<bool> failed_{false};  // reading stopped: the connection is being closed
-  const int fd_ = socket_.native_handle();
-  std::mutex read_mutex_;  // one reader at a time: the io thread or a read_now() caller
+  std::mutex read_mutex_;            // one reader at a time: the io thread or a service() caller
   std::atomic<int> foreground_readers_{0};
-  asio::steady_timer park_timer_{socket_.get_executor()};
+  std::atomic<std::int64_t> last_claim_ns_{0};
   std::string drain_reason_;           // io thread: set by close_when_sent
   std::atomic<bool> draining_{false};  // any thread may read it
 
@@ -531,7 +620,8 @@ class TcpConnection final : public Connection,
   std::deque<PayloadStream> streams_;
   wire::Bytes partial_;
   std::size_t partial_offset_ = 0;
-  bool writing_ = false;  // a thread is flushing, or a wait for writability is armed
+  bool writing_ = false;              // a thread is flushing
+  std::atomic<bool> blocked_{false};  // the socket was full: the rest waits for room
   int corks_ = 0;
   std::thread::id cork_owner_;
   bool in_syscall_ = false;  // the writer is inside sendmsg() with a batch of borrowed bytes

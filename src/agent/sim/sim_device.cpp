@@ -240,26 +240,39 @@ void SimDevice::submit(SimHandle& owner, TransferPtr transfer, TransferDone done
   // The kernel refuses a URB for an endpoint the device does not have now, or of another type.
   if (!ep || ep->type != transfer_type_of(transfer->type)) return fail(UrbStatus::Error);
   auto pending = std::make_unique<Pending>();
-  pending->serial = next_serial_++;
+  const std::uint64_t serial = next_serial_++;
+  pending->serial = serial;
   pending->transfer = std::move(transfer);
   pending->done = std::move(done);
   pending->owner = &owner;
-  if (pending->transfer->timeout_ms > 0) {
-    pending->timeout = std::make_unique<asio::steady_timer>(executor_);
-    pending->timeout->expires_after(std::chrono::milliseconds(pending->transfer->timeout_ms));
-    pending->timeout->async_wait([weak = weak_from_this(), address,
-                                  serial = pending->serial](const boost::system::error_code& ec) {
-      auto self = weak.lock();
-      if (ec || !self) return;
-      Endpoint* ep = self->endpoint(address);
-      if (!ep) return;
-      for (auto& p : ep->queue) {
-        if (p->serial == serial) return self->complete(*ep, *p, UrbStatus::TimedOut, 0);
-      }
-    });
-  }
+  const std::uint32_t timeout_ms = pending->transfer->timeout_ms;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   ep->queue.push_back(std::move(pending));
   pump(address);
+  // Most transfers complete at once; only one still waiting needs its timeout timer.
+  if (timeout_ms > 0) arm_timeout(address, serial, deadline);
+}
+
+void SimDevice::arm_timeout(std::uint8_t address, std::uint64_t serial,
+                            std::chrono::steady_clock::time_point deadline) {
+  Endpoint* ep = endpoint(address);
+  if (!ep) return;
+  auto it = std::find_if(ep->queue.begin(), ep->queue.end(),
+                         [serial](const auto& p) { return p->serial == serial; });
+  if (it == ep->queue.end()) return;
+  Pending& pending = **it;
+  pending.timeout = std::make_unique<asio::steady_timer>(executor_);
+  pending.timeout->expires_at(deadline);
+  pending.timeout->async_wait(
+      [weak = weak_from_this(), address, serial](const boost::system::error_code& ec) {
+        auto self = weak.lock();
+        if (ec || !self) return;
+        Endpoint* ep = self->endpoint(address);
+        if (!ep) return;
+        for (auto& p : ep->queue) {
+          if (p->serial == serial) return self->complete(*ep, *p, UrbStatus::TimedOut, 0);
+        }
+      });
 }
 
 void SimDevice::complete(Endpoint& ep, Pending& pending, UrbStatus status,
@@ -284,13 +297,13 @@ void SimDevice::complete(Endpoint& ep, Pending& pending, UrbStatus status,
 }
 
 void SimDevice::pump(std::uint8_t address) {
-  if (pumping_.contains(address)) {
-    pump_again_.insert(address);
+  if (pumping_.test(address)) {
+    pump_again_.set(address);
     return;
   }
-  pumping_.insert(address);
+  pumping_.set(address);
   for (;;) {
-    pump_again_.erase(address);
+    pump_again_.reset(address);
     Endpoint* ep = endpoint(address);
     if (!ep || ep->queue.empty()) break;
     Pending& head = *ep->queue.front();
@@ -306,9 +319,9 @@ void SimDevice::pump(std::uint8_t address) {
     }
     ep = endpoint(address);  // a new configuration or setting may have rebuilt the endpoints
     const bool moved_on = !ep || ep->queue.empty() || ep->queue.front()->serial != serial;
-    if (!moved_on && !pump_again_.contains(address)) break;
+    if (!moved_on && !pump_again_.test(address)) break;
   }
-  pumping_.erase(address);
+  pumping_.reset(address);
 }
 
 void SimDevice::cancel(const TransferPtr& transfer) {

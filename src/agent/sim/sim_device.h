@@ -6,6 +6,7 @@
 // Everything runs on the agent's io thread; completions may happen inside submit().
 #pragma once
 
+#include <bitset>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -120,6 +121,8 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
                                     std::size_t& consumed);
 
  private:
+  void arm_timeout(std::uint8_t address, std::uint64_t serial,
+                   std::chrono::steady_clock::time_point deadline);
   void select_configuration(int value);  // -1/0: unconfigured
   void rebuild_endpoints();
   void end_all(wire::UrbStatus status, const SimHandle* owner = nullptr);
@@ -139,8 +142,8 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
   int configuration_ = 0;  // bConfigurationValue, 0 unconfigured
   std::map<std::uint8_t, std::uint8_t> alt_settings_;
   std::map<std::uint8_t, Endpoint> endpoints_;  // endpoint 0 and the active ones
-  std::set<std::uint8_t> pumping_;              // endpoints being pumped (re-entrancy guard)
-  std::set<std::uint8_t> pump_again_;
+  std::bitset<256> pumping_;                    // endpoints being pumped (re-entrancy guard)
+  std::bitset<256> pump_again_;
   std::set<const SimHandle*> handles_;
   bool unplugged_ = false;
   bool remote_wakeup_ = false;
