@@ -220,6 +220,16 @@ std::array<std::uint8_t, kFrameLengthSize> heartbeat_frame();
 // result point into `body`. Every field is range-checked; the first problem found is returned.
 Expected<Message, WireError> decode(ByteView body);
 
+// For a receiver that reads large payloads straight to where they belong. The length of the
+// header (everything before the payload) of a URB_SUBMIT, URB_COMPLETE or URB_DATA frame body
+// that begins with `prefix`; nullopt for other messages, or when the prefix is too short to
+// tell.
+std::optional<std::size_t> urb_head_length(ByteView prefix);
+// Decodes a URB_SUBMIT, URB_COMPLETE or URB_DATA frame whose body is `head` (as measured by
+// urb_head_length) followed by `payload`, which lies elsewhere; the result's payload views
+// `payload`. The same rules as decode().
+Expected<Message, WireError> decode_split(ByteView head, ByteView payload);
+
 // The field-range rules of the protocol (everything decode() checks beyond the frame's
 // structure). decode() applies them to what it parsed; encode_frame() asserts them.
 std::optional<WireError> check(const Message& message);

@@ -31,6 +31,30 @@ void Session::on_message(wire::Message&& message) {
   std::visit([this](auto& m) { handle(m); }, message);
 }
 
+// Large OUT payloads are read straight into the transfer's buffer.
+std::span<std::uint8_t> Session::payload_destination(const wire::Message& head,
+                                                     std::size_t length) {
+  if (closed_ || !hello_done_) return {};
+  if (const auto* m = std::get_if<wire::UrbSubmit>(&head)) {
+    if (m->is_in() || length > m->data_len || urbs_.contains(m->trans_id) ||
+        assembler_.expecting(m->trans_id) ||
+        bytes_in_flight_ + m->data_len > options_.max_bytes_in_flight) {
+      return {};
+    }
+    landing_trans_id_ = m->trans_id;
+    landing_.resize(m->data_len);
+    return std::span<std::uint8_t>(landing_).first(length);
+  }
+  if (const auto* piece = std::get_if<wire::UrbData>(&head)) {
+    auto it = urbs_.find(piece->trans_id);
+    if (it == urbs_.end() || !assembler_.expecting(piece->trans_id)) return {};
+    TransferBuffer& buffer = it->second.transfer->buffer;
+    if (piece->offset + length > buffer.size()) return {};
+    return std::span<std::uint8_t>(buffer).subspan(piece->offset, length);
+  }
+  return {};
+}
+
 template <typename Other>
 void Session::handle(Other& m) {
   // Replies, completions, lists and events travel from the agent to clients, never back.
@@ -198,6 +222,10 @@ void Session::device_request(std::uint32_t id, std::uint32_t handle_id,
 // ---- URBs ----------------------------------------------------------------------------------
 
 void Session::handle(wire::UrbSubmit& m) {
+  TransferBuffer landed;  // where payload_destination had the payload read, if it did
+  if (landing_trans_id_ == m.trans_id) landed = std::move(landing_);
+  landing_trans_id_ = 0;
+  landing_ = {};
   if (urbs_.contains(m.trans_id) || assembler_.expecting(m.trans_id)) {
     return protocol_violation(fmt::format("trans_id {} is already in flight", m.trans_id));
   }
@@ -240,8 +268,12 @@ void Session::handle(wire::UrbSubmit& m) {
     return;
   }
 
-  transfer->buffer.resize(m.data_len);
-  std::copy(m.payload.begin(), m.payload.end(), transfer->buffer.begin());
+  if (!landed.empty() && m.payload.data() == landed.data()) {
+    transfer->buffer = std::move(landed);  // the payload was read into it
+  } else {
+    transfer->buffer.resize(m.data_len);
+    std::copy(m.payload.begin(), m.payload.end(), transfer->buffer.begin());
+  }
   bytes_in_flight_ += cost;
   urbs_.emplace(m.trans_id, std::move(urb));
   if (!*expecting && !waiting_.contains(key)) {
@@ -257,8 +289,10 @@ void Session::handle(wire::UrbData& piece) {
   if (!whole) return protocol_violation(std::string(wire::wire_error_name(whole.error())));
   Urb& urb = urbs_.at(piece.trans_id);
   if (!urb.transfer->buffer.empty()) {
-    std::copy(piece.payload.begin(), piece.payload.end(),
-              urb.transfer->buffer.begin() + piece.offset);
+    std::uint8_t* to = urb.transfer->buffer.data() + piece.offset;
+    if (to != piece.payload.data()) {  // else it was read there
+      std::copy(piece.payload.begin(), piece.payload.end(), to);
+    }
   }
   urb.received += static_cast<std::uint32_t>(piece.payload.size());
   if (!*whole) return;
@@ -325,7 +359,8 @@ void Session::refuse_waiting(std::uint32_t trans_id, UrbStatus status) {
   }
   urb.refused = true;
   urb.transfer->status = status;
-  urb.transfer->buffer = {};
+  // The buffer stays until the URB is answered: the rest of its payload may be being read
+  // into it.
   bytes_in_flight_ -= urb.cost;
   urb.cost = 0;
   if (!assembler_.expecting(trans_id)) fail_urb(trans_id, status);

@@ -38,6 +38,8 @@ class Session : public transport::ConnectionHandler, public std::enable_shared_f
   void attach(std::shared_ptr<transport::Connection> connection);
 
   void on_message(wire::Message&& message) override;
+  std::span<std::uint8_t> payload_destination(const wire::Message& head,
+                                              std::size_t length) override;
   void on_closed(const std::string& reason) override;
 
   // The agent is shutting down: cancels the client's transfers, closes its handles, tells it
@@ -105,6 +107,9 @@ class Session : public transport::ConnectionHandler, public std::enable_shared_f
   std::map<EndpointKey, std::deque<std::uint32_t>> waiting_;  // not yet dispatched, in order
   wire::PieceAssembler assembler_;
   std::size_t bytes_in_flight_ = 0;
+  // The buffer a URB_SUBMIT's OUT payload is being read into, before the URB exists.
+  std::uint32_t landing_trans_id_ = 0;
+  TransferBuffer landing_;
 };
 
 }  // namespace usbnet::agent

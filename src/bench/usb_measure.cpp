@@ -1,6 +1,7 @@
 #include "bench/usb_measure.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -9,7 +10,8 @@ namespace usbnet::bench {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-constexpr std::uint8_t kVendorOut = 0x40, kVendorIn = 0xc0, kWriteBuffer = 0x01, kReadBuffer = 0x02;
+constexpr std::uint8_t kVendorOut = 0x40, kVendorIn = 0xc0, kWriteBuffer = 0x01, kReadBuffer = 0x02,
+                       kSinkStats = 0x05, kResetStreams = 0x06;
 constexpr std::uint8_t kSource = 0x82, kSink = 0x02;
 
 void require(int r, const char* what) {
@@ -53,6 +55,17 @@ struct Stream {
   std::size_t bytes = 0;
   int in_flight = 0;
   int errors = 0;
+  // OUT: the device's pattern (byte n of the stream is n % 251), one period longer than a
+  // transfer, so that every transfer sends a slice of it that continues where the previous
+  // one ended, without a copy; `offset` is where the next transfer starts in the stream.
+  std::vector<unsigned char> pattern;
+  std::uint64_t offset = 0;
+
+  unsigned char* next_out(std::size_t size) {
+    unsigned char* data = pattern.data() + offset % 251;
+    offset += size;
+    return data;
+  }
 };
 
 void LIBUSB_CALL on_done(libusb_transfer* t) {
@@ -62,12 +75,20 @@ void LIBUSB_CALL on_done(libusb_transfer* t) {
   } else {
     ++s->errors;
   }
-  if (s->to_submit > 0 && t->status == LIBUSB_TRANSFER_COMPLETED &&
-      libusb_submit_transfer(t) == 0) {
-    --s->to_submit;
-    return;
+  if (s->to_submit > 0 && t->status == LIBUSB_TRANSFER_COMPLETED) {
+    if (!s->pattern.empty()) t->buffer = s->next_out(static_cast<std::size_t>(t->length));
+    if (libusb_submit_transfer(t) == 0) {
+      --s->to_submit;
+      return;
+    }
   }
   --s->in_flight;
+}
+
+std::uint64_t le64(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
 }
 }  // namespace
 
@@ -75,17 +96,25 @@ double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::si
                   int depth, std::size_t total) {
   Stream stream;
   stream.to_submit = total / size;
-  // OUT data follows the device's pattern (byte n is n % 251), as a sink that checks it expects.
-  std::vector<std::vector<unsigned char>> buffers(depth, std::vector<unsigned char>(size));
-  for (auto& b : buffers) {
-    for (std::size_t i = 0; i < size; ++i) b[i] = static_cast<unsigned char>(i % 251);
+  std::vector<std::vector<unsigned char>> buffers;
+  if (in) {
+    buffers.assign(depth, std::vector<unsigned char>(size));
+  } else {
+    // The sink checks every byte against its pattern; it starts afresh.
+    require(libusb_control_transfer(h, kVendorOut, kResetStreams, 0, 0, nullptr, 0, 1000),
+            "RESET_STREAMS");
+    stream.pattern.resize(size + 251);
+    for (std::size_t i = 0; i < stream.pattern.size(); ++i) {
+      stream.pattern[i] = static_cast<unsigned char>(i % 251);
+    }
   }
   std::vector<libusb_transfer*> transfers;
   const auto start = Clock::now();
   for (int i = 0; i < depth && stream.to_submit > 0; ++i, --stream.to_submit) {
     libusb_transfer* t = libusb_alloc_transfer(0);
-    libusb_fill_bulk_transfer(t, h, in ? kSource : kSink, buffers[i].data(), static_cast<int>(size),
-                              &on_done, &stream, 5000);
+    libusb_fill_bulk_transfer(t, h, in ? kSource : kSink,
+                              in ? buffers[i].data() : stream.next_out(size),
+                              static_cast<int>(size), &on_done, &stream, 5000);
     require(libusb_submit_transfer(t), "submit");
     ++stream.in_flight;
     transfers.push_back(t);
@@ -97,6 +126,13 @@ double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::si
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   for (libusb_transfer* t : transfers) libusb_free_transfer(t);
   if (stream.errors > 0) throw std::runtime_error("async transfers failed");
+  if (!in) {
+    unsigned char stats[16];
+    require(libusb_control_transfer(h, kVendorIn, kSinkStats, 0, 0, stats, 16, 1000), "SINK_STATS");
+    if (le64(stats) != stream.bytes || le64(stats + 8) != 0) {
+      throw std::runtime_error("the sink did not get the stream it expects");
+    }
+  }
   return static_cast<double>(stream.bytes) / seconds;
 }
 

@@ -172,6 +172,11 @@ class AgentClient::Impl {
   struct Handler : transport::ConnectionHandler {
     Handler(Impl* impl, std::uint64_t generation) : impl(impl), generation(generation) {}
     void on_message(wire::Message&& m) override { impl->on_message(std::move(m)); }
+    std::span<std::uint8_t> payload_destination(const wire::Message& head,
+                                                std::size_t length) override {
+      std::lock_guard lock(impl->mutex_);
+      return impl->tracker_.landing_place(head, length);
+    }
     void on_closed(const std::string& reason) override { impl->on_closed(generation, reason); }
     Impl* impl;
     std::uint64_t generation;

@@ -50,10 +50,37 @@ std::optional<std::string> UrbTracker::check_fits(const Entry& e,
   return std::nullopt;
 }
 
+std::span<std::uint8_t> UrbTracker::landing_place(const wire::Message& head, std::size_t length) {
+  if (const auto* c = std::get_if<wire::UrbComplete>(&head)) {
+    auto it = urbs_.find(c->trans_id);
+    if (it == urbs_.end()) return {};
+    Entry& e = it->second;
+    if (e.agent_answered || e.abandoned || !e.urb.iso_lengths.empty() ||
+        c->data_len > e.urb.in.size() || length > c->data_len) {
+      return {};
+    }
+    e.landing = true;
+    return e.urb.in.first(length);
+  }
+  if (const auto* piece = std::get_if<wire::UrbData>(&head)) {
+    auto it = urbs_.find(piece->trans_id);
+    if (it == urbs_.end()) return {};
+    const Entry& e = it->second;
+    // Answered (so never finished locally meanwhile), expecting exactly this piece.
+    if (!e.agent_answered || e.abandoned || !e.urb.iso_lengths.empty() ||
+        piece->offset != e.data_received || piece->offset + length > e.urb.in.size()) {
+      return {};
+    }
+    return e.urb.in.subspan(piece->offset, length);
+  }
+  return {};
+}
+
 void UrbTracker::place(Entry& e, wire::ByteView bytes) {
   if (e.abandoned || bytes.empty()) return;
   if (e.urb.iso_lengths.empty()) {
-    std::memcpy(e.urb.in.data() + e.data_received, bytes.data(), bytes.size());
+    std::uint8_t* to = e.urb.in.data() + e.data_received;
+    if (to != bytes.data()) std::memcpy(to, bytes.data(), bytes.size());  // else read there
     e.data_received += static_cast<std::uint32_t>(bytes.size());
     return;
   }
@@ -84,6 +111,7 @@ Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_complete(
     return Unexpected{fmt::format("second URB_COMPLETE for trans_id {}", c.trans_id)};
   }
   e.agent_answered = true;
+  e.landing = false;
   if (!e.abandoned) {
     if (auto fault = check_fits(e, c)) return Unexpected{*fault};
   }
@@ -150,7 +178,7 @@ std::vector<ReadyCompletion> UrbTracker::finish_locally(std::uint32_t trans_id, 
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return {};
   Entry& e = it->second;
-  if (e.agent_answered || e.abandoned) return {};  // the agent's answer is here: it stands
+  if (e.agent_answered || e.abandoned || e.landing) return {};  // the agent's answer stands
   e.abandoned = true;
   UrbResult result{status, 0, {}};
   for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});
@@ -165,7 +193,7 @@ std::vector<std::uint32_t> UrbTracker::overdue(std::chrono::steady_clock::time_p
   std::vector<std::uint32_t> late;
   more = false;
   for (const auto& [trans_id, e] : urbs_) {
-    if (e.agent_answered || e.abandoned ||
+    if (e.agent_answered || e.abandoned || e.landing ||
         e.urb.deadline == std::chrono::steady_clock::time_point::max()) {
       continue;
     }

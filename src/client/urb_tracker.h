@@ -63,6 +63,13 @@ class UrbTracker {
   // A URB_DATA piece arrived.
   Expected<std::vector<ReadyCompletion>, std::string> on_data(const wire::UrbData& piece);
 
+  // Where the `length` payload bytes of a URB_COMPLETE or URB_DATA (`head`, payload not yet
+  // arrived) belong in the submitter's buffer, so that they are read there directly; empty when
+  // they do not simply go there (isochronous scatter, an abandoned URB, a misfit the protocol
+  // checks will report). A URB whose completion is landing cannot be finished locally until
+  // on_complete() has seen it: its buffer is being written.
+  std::span<std::uint8_t> landing_place(const wire::Message& head, std::size_t length);
+
   // Ends a URB here without waiting for the agent (a cancel that never left, a timeout the
   // client enforced). The agent's late completion, if any, is accepted and discarded: the
   // buffer is never written again.
@@ -83,6 +90,7 @@ class UrbTracker {
     bool agent_answered = false;        // URB_COMPLETE arrived
     bool whole = false;                 // reported, with all its data placed
     bool abandoned = false;             // finished locally; discard what the agent still sends
+    bool landing = false;               // its URB_COMPLETE's payload is being read into `in`
     std::uint64_t sequence = 0;         // submission order
     std::uint32_t data_received = 0;    // IN bytes placed so far (non-iso)
     std::size_t packet = 0;             // iso scatter cursor: the packet being filled,

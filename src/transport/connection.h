@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -47,6 +48,17 @@ class ConnectionHandler {
   // A whole, valid message. Payload views are valid during the call only. Called on the io
   // thread, or on a thread in service(); never on two threads at once.
   virtual void on_message(wire::Message&& message) = 0;
+  // Where the payload of a large URB message belongs, so that it is read there directly (see
+  // wire::MessageSink::payload_destination): `head` has an empty payload, `length` is the
+  // payload's size. Called on the thread that reads, before on_message for the same frame, which
+  // then sees its payload in that place. The place must stay valid until that on_message, or
+  // until on_closed. Default: nowhere (the bytes are gathered and copied).
+  virtual std::span<std::uint8_t> payload_destination(const wire::Message& head,
+                                                      std::size_t length) {
+    (void)head;
+    (void)length;
+    return {};
+  }
   // The connection is closed (by either side, by an error, by a protocol violation or by
   // silence); called once, on the io thread, after which the connection calls nothing more.
   virtual void on_closed(const std::string& reason) = 0;

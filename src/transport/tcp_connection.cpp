@@ -47,6 +47,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kReadBufferSize = 1024 * 1024;
+// The read after a large payload: enough for the heads of the frames that follow.
+constexpr std::size_t kSmallRead = 4096;
 constexpr std::size_t kMaxIovecs = 64;
 // One piece per batch: a frame queued meanwhile goes out before the next piece.
 constexpr std::size_t kPiecesPerBatch = 1;
@@ -489,23 +491,38 @@ class TcpConnection final : public Connection,
 
   void read_batch() {
     for (int rounds = 0; rounds < 64 && open_ && !failed_; ++rounds) {
-      const ssize_t n = ::recv(fd_, read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+      // A large URB payload goes straight to its transfer buffer; otherwise the read buffer
+      // takes what is there: all of it, or only a little after a large payload, so that the
+      // next large frame's head arrives without much of its payload (which would be copied).
+      const std::span<std::uint8_t> direct = decoder_.direct_target();
+      const std::span<std::uint8_t> into =
+          !direct.empty() ? direct
+                          : std::span<std::uint8_t>(read_buffer_)
+                                .first(small_reads_ ? kSmallRead : read_buffer_.size());
+      const ssize_t n = ::recv(fd_, into.data(), into.size(), MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n <= 0) {
         fail(n == 0 ? "connection closed by peer" : std::string(std::strerror(errno)));
         return;
       }
-      if (!consume_read(static_cast<std::size_t>(n))) return;
+      const auto got = static_cast<std::size_t>(n);
+      if (!consume_read(got, !direct.empty())) return;
+      if (direct.empty() && got == into.size() && decoder_.direct_target().empty()) {
+        small_reads_ = false;  // small frames queue up: read them in bulk
+      }
       // A short read took everything there was: the next recv() would find nothing.
-      if (static_cast<std::size_t>(n) < read_buffer_.size()) return;
+      if (got < into.size()) return;
     }
   }
 
-  // Decodes `n` bytes just read into read_buffer_; false after a protocol error.
-  bool consume_read(std::size_t n) {
+  // Decodes `n` bytes just read (into the read buffer, or directly to a payload's place);
+  // false after a protocol error.
+  bool consume_read(std::size_t n, bool direct) {
     last_read_ns_ = now_ns();
-    auto error = decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this);
+    auto error = direct ? decoder_.direct_received(n, *this)
+                        : decoder_.feed(wire::ByteView(read_buffer_.data(), n), *this);
+    if (!decoder_.direct_target().empty()) small_reads_ = true;
     if (!error) return true;
     const std::string name(wire::wire_error_name(*error));
     // The owner reports the closing, with this reason, in one line.
@@ -517,6 +534,12 @@ class TcpConnection final : public Connection,
                              : "protocol error: " + name});
     fail(fmt::format("protocol error: {} ({})", name, wire::wire_error_description(*error)));
     return false;
+  }
+
+  std::span<std::uint8_t> payload_destination(const wire::Message& head,
+                                              std::size_t length) override {
+    if (failed_ || !handler_) return {};
+    return handler_->payload_destination(head, length);
   }
 
   // Stops reading and lets the io thread close the connection.
@@ -603,6 +626,7 @@ class TcpConnection final : public Connection,
   std::atomic<bool> io_duty_{false};  // the io thread serves the socket (read by any thread)
   wire::StreamDecoder decoder_;
   std::vector<std::uint8_t> read_buffer_;
+  bool small_reads_ = false;  // under read_mutex_
   std::atomic<std::int64_t> last_read_ns_{0};
   std::atomic<std::int64_t> last_write_ns_{0};
   std::atomic<std::int64_t> dead_after_ms_;

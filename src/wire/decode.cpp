@@ -240,7 +240,10 @@ Parsed<Message> parse_body(MessageType type, std::uint32_t id, ByteReader& r) {
 
 }  // namespace
 
-Expected<Message, WireError> decode(ByteView body) {
+namespace {
+
+// The frame's structure, without the field-range rules.
+Expected<Message, WireError> parse(ByteView body) {
   ByteReader r(body);
   // The magic is judged before the length so that garbage reads as "bad magic".
   auto magic = r.take<le32>();
@@ -256,6 +259,55 @@ Expected<Message, WireError> decode(ByteView body) {
   auto message = parse_body(static_cast<MessageType>(type->get()), id->get(), r);
   if (!message) return message;
   if (r.remaining() != 0) return fail(WireError::LengthMismatch);
+  return message;
+}
+
+}  // namespace
+
+Expected<Message, WireError> decode(ByteView body) {
+  auto message = parse(body);
+  if (!message) return message;
+  if (auto error = check(*message)) return fail(*error);
+  return message;
+}
+
+std::optional<std::size_t> urb_head_length(ByteView prefix) {
+  ByteReader r(prefix);
+  auto header = r.take<MessageHeader>();
+  if (!header) return std::nullopt;
+  constexpr std::size_t kHeader = sizeof(MessageHeader);
+  switch (static_cast<MessageType>(header->type.get())) {
+    case MessageType::UrbSubmit: {
+      auto b = r.take<UrbSubmitBody>();
+      if (!b) return std::nullopt;
+      return kHeader + sizeof(UrbSubmitBody) + std::size_t{b->iso_packets.get()} * sizeof(le32);
+    }
+    case MessageType::UrbComplete: {
+      auto b = r.take<UrbCompleteBody>();
+      if (!b) return std::nullopt;
+      return kHeader + sizeof(UrbCompleteBody) +
+             std::size_t{b->iso_packets.get()} * sizeof(IsoResult);
+    }
+    case MessageType::UrbData:
+      return kHeader + sizeof(UrbDataBody);
+    default:
+      return std::nullopt;
+  }
+}
+
+Expected<Message, WireError> decode_split(ByteView head, ByteView payload) {
+  auto message = parse(head);
+  if (!message) return message;
+  bool placed = false;
+  std::visit(
+      [&](auto& m) {
+        if constexpr (requires { m.payload; }) {
+          placed = m.payload.empty();  // the head must end where the payload begins
+          m.payload = payload;
+        }
+      },
+      *message);
+  if (!placed) return fail(WireError::LengthMismatch);
   if (auto error = check(*message)) return fail(*error);
   return message;
 }

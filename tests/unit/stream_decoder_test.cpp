@@ -1,6 +1,7 @@
 // The incremental decoder: any split of the byte stream yields the same messages; errors stop it
 // for good; nothing is buffered past the frame cap.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <random>
 
 #include "hex.h"
@@ -148,4 +149,153 @@ TEST_CASE("messages before a bad frame are delivered, none after") {
   Recorder sink;
   CHECK(decoder.feed(stream, sink) == WireError::UnknownType);
   CHECK(sink.events == std::vector<std::string>{golden_vectors()[0].hex});
+}
+
+// ---- large payloads read straight to their place ---------------------------------------------
+
+namespace {
+
+// Gives every URB payload it is offered a place of its own, and records what it gets.
+struct Lander : MessageSink {
+  bool accept = true;
+  std::size_t offers = 0;
+  Bytes place;
+  std::vector<Bytes> payloads;
+  std::vector<bool> in_place;  // per message: its payload view is the place given
+  std::span<std::uint8_t> payload_destination(const Message&, std::size_t length) override {
+    ++offers;
+    if (!accept) return {};
+    place.assign(length, 0);
+    return place;
+  }
+  void on_message(Message&& m) override {
+    std::visit(
+        [&](const auto& x) {
+          if constexpr (requires { x.payload; }) {
+            payloads.emplace_back(x.payload.begin(), x.payload.end());
+            in_place.push_back(!place.empty() && x.payload.data() == place.data());
+          }
+        },
+        m);
+  }
+};
+
+Bytes pattern(std::size_t n) {
+  Bytes b(n);
+  for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  return b;
+}
+
+// Feeds `stream` the way the transport reads it: `chunk` bytes into the decoder, or straight
+// into the direct target while there is one.
+void read_like_the_transport(StreamDecoder& decoder, MessageSink& sink, const Bytes& stream,
+                             std::size_t chunk) {
+  std::size_t at = 0;
+  while (at < stream.size()) {
+    const auto target = decoder.direct_target();
+    const std::size_t n = std::min(target.empty() ? chunk : target.size(), stream.size() - at);
+    if (target.empty()) {
+      REQUIRE_FALSE(decoder.feed(ByteView(stream).subspan(at, n), sink));
+    } else {
+      std::memcpy(target.data(), stream.data() + at, n);
+      REQUIRE_FALSE(decoder.direct_received(n, sink));
+    }
+    at += n;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a large URB payload is read straight to the place the sink names") {
+  const Bytes payload = pattern(65536);
+  UrbComplete c;
+  c.trans_id = 9;
+  c.actual_length = c.data_len = static_cast<std::uint32_t>(payload.size());
+  c.payload = payload;
+  Bytes stream = encode(c);
+  const Bytes piece = encode(UrbData{9, 65536, ByteView(payload).first(20000)});
+  stream.insert(stream.end(), piece.begin(), piece.end());
+  for (std::size_t chunk :
+       {std::size_t{1}, std::size_t{32}, std::size_t{100}, std::size_t{4096}, std::size_t{70000}}) {
+    StreamDecoder decoder;
+    Lander sink;
+    read_like_the_transport(decoder, sink, stream, chunk);
+    REQUIRE(sink.payloads.size() == 2);
+    CHECK(sink.payloads[0] == payload);
+    CHECK(sink.payloads[1] == Bytes(payload.begin(), payload.begin() + 20000));
+    // Offered only while enough of the payload was still to come.
+    if (chunk < 20000) {
+      CHECK(sink.offers == 2);
+      CHECK(sink.in_place == std::vector<bool>{true, true});
+    }
+    CHECK(decoder.buffered() == 0);
+    CHECK(decoder.direct_target().empty());
+  }
+}
+
+TEST_CASE("a declined payload, or a small one, is gathered as before") {
+  const Bytes big = pattern(50000), small = pattern(StreamDecoder::kDirectMinimum - 1);
+  Bytes stream = encode(UrbData{1, 0, big});
+  const Bytes second = encode(UrbData{2, 0, small});
+  stream.insert(stream.end(), second.begin(), second.end());
+  StreamDecoder decoder;
+  Lander sink;
+  sink.accept = false;
+  read_like_the_transport(decoder, sink, stream, 1000);
+  REQUIRE(sink.payloads.size() == 2);
+  CHECK(sink.payloads[0] == big);
+  CHECK(sink.payloads[1] == small);
+  CHECK(sink.offers == 1);  // the small one was never offered; the big one once
+}
+
+TEST_CASE("bytes fed while a payload is read directly still land in place") {
+  const Bytes payload = pattern(30000);
+  const Bytes stream = encode(UrbData{5, 0, payload});
+  StreamDecoder decoder;
+  Lander sink;
+  REQUIRE_FALSE(decoder.feed(ByteView(stream).first(100), sink));
+  REQUIRE_FALSE(decoder.direct_target().empty());
+  REQUIRE_FALSE(decoder.feed(ByteView(stream).subspan(100), sink));
+  REQUIRE(sink.payloads.size() == 1);
+  CHECK(sink.payloads[0] == payload);
+  CHECK(sink.in_place[0]);
+}
+
+TEST_CASE("a URB read directly is still checked: a bad field fails when the frame is whole") {
+  const Bytes payload = pattern(40000);
+  UrbComplete c;
+  c.trans_id = 3;
+  c.actual_length = c.data_len = static_cast<std::uint32_t>(payload.size());
+  c.payload = payload;
+  Bytes stream = encode(c);
+  const auto expected = GENERATE(WireError::BadStatus, WireError::PayloadTooLarge);
+  if (expected == WireError::BadStatus) {
+    stream[kFrameLengthSize + sizeof(MessageHeader)] = 0x55;  // status out of range: never offered
+  } else {
+    // actual_length and data_len 100: the head alone is fine, the payload too large for it.
+    for (std::size_t field : {std::size_t{4}, std::size_t{8}}) {
+      const std::size_t at = kFrameLengthSize + sizeof(MessageHeader) + field;
+      stream[at] = 100;
+      stream[at + 1] = stream[at + 2] = stream[at + 3] = 0;
+    }
+  }
+  StreamDecoder decoder;
+  Lander sink;
+  std::optional<WireError> error;
+  for (std::size_t at = 0; at < stream.size() && !error;) {
+    const auto target = decoder.direct_target();
+    const std::size_t n =
+        std::min<std::size_t>(target.empty() ? 64 : target.size(), stream.size() - at);
+    if (target.empty()) {
+      error = decoder.feed(ByteView(stream).subspan(at, n), sink);
+    } else {
+      std::memcpy(target.data(), stream.data() + at, n);
+      error = decoder.direct_received(n, sink);
+    }
+    at += n;
+  }
+  CHECK(error == expected);
+  CHECK(sink.offers == (expected == WireError::BadStatus ? 0u : 1u));
+  CHECK(sink.payloads.empty());
+  CHECK(decoder.failed());
 }
