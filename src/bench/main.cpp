@@ -6,7 +6,7 @@
 // program started with LD_PRELOAD=libusbnet.so, talking to a usbnet-agent with the simulated
 // loopback device, both started here.
 //
-//   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES]
+//   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any]
 //
 // Each row alternates between usbnet and raw TCP for several rounds and compares the medians,
 // so that a machine that gets busier or quieter during the run affects both alike. Both sides
@@ -14,8 +14,15 @@
 // figure is the best a simple program gets from loopback TCP for that work; where two simple
 // programs are plausible (async: one-way streaming, or requests pipelined as deep as usbnet's
 // queue), both are measured every round and the better median is the baseline.
+//
+// By default every process (the agent, the worker, the raw server and client) runs on one
+// CPU: on a small VM a wakeup across virtual CPUs costs tens of microseconds, and the scheduler
+// flips between placements in the middle of a run, so both sides' figures jump between two
+// modes (raw TCP ping-pong 4.3 us on one CPU, 40-60 us across two; streaming 9 GB/s or 1.5).
+// One CPU measures what each side costs; --cpus any lets the scheduler place them.
 #include <fcntl.h>
 #include <libusb.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +53,7 @@ struct Options {
   bool quick = false;
   int rounds = 0;  // 0: the default for the mode
   std::string piece_size;
+  bool one_cpu = true;
 };
 
 const std::vector<std::size_t> kControlSizes = {8, 64, 1024};
@@ -174,39 +182,65 @@ std::string human_time(double ns) {
   return text;
 }
 
-// A way of measuring the raw TCP figure of a row.
-struct Baseline {
-  const char* name;
-  std::function<double()> measure;
+// One measurement, repeated once per round.
+struct Measure {
+  std::string name;
+  std::function<double()> run;
 };
 
-// One row: rounds alternate between usbnet and each raw TCP baseline, so that all see the same
-// machine; the medians of the rounds are compared, usbnet's against the best raw median.
-template <typename Ours>
-void row(const std::string& name, int rounds, Ours ours, const std::vector<Baseline>& raw,
-         bool is_time, const char* note) {
-  std::vector<double> a;
-  std::vector<std::vector<double>> b(raw.size());
+// A block of rows that share one raw TCP baseline. Every round measures each usbnet row and
+// each raw candidate once, interleaved, so that all see the same machine; each row's usbnet
+// median is compared with the best raw candidate's median (the lowest time, or the highest
+// rate). With several candidates, their medians are listed under the block.
+void block(const std::vector<Measure>& ours, const std::vector<Measure>& raw, int rounds,
+           bool is_time, const std::function<std::string(std::size_t)>& note) {
+  std::vector<std::vector<double>> a(ours.size()), b(raw.size());
   for (int r = 0; r < rounds; ++r) {
-    a.push_back(ours());
-    for (std::size_t i = 0; i < raw.size(); ++i) b[i].push_back(raw[i].measure());
+    for (std::size_t i = 0; i < std::max(ours.size(), raw.size()); ++i) {
+      if (i < ours.size()) a[i].push_back(ours[i].run());
+      if (i < raw.size()) b[i].push_back(raw[i].run());
+    }
   }
-  const double x = median(a);
+  const auto show = [is_time](double v) { return is_time ? human_time(v) : human_rate(v); };
   std::size_t best = 0;
   for (std::size_t i = 1; i < raw.size(); ++i) {
     const double m = median(b[i]), current = median(b[best]);
     if (is_time ? m < current : m > current) best = i;
   }
   const double y = median(b[best]);
-  const auto [lo, hi] = std::minmax_element(a.begin(), a.end());
-  const auto show = [is_time](double v) { return is_time ? human_time(v) : human_rate(v); };
-  const std::string range = show(*lo) + ".." + show(*hi);
-  std::printf("%-34s %10s %10s %6.2f  %-10s %-22s %s\n", name.c_str(), show(x).c_str(),
-              show(y).c_str(), x / y, raw[best].name, range.c_str(), note);
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    const double x = median(a[i]);
+    const auto [lo, hi] = std::minmax_element(a[i].begin(), a[i].end());
+    const std::string range = show(*lo) + ".." + show(*hi);
+    std::printf("%-34s %10s %10s %6.2f  %-12s %-22s %s\n", ours[i].name.c_str(), show(x).c_str(),
+                show(y).c_str(), x / y, raw[best].name.c_str(), range.c_str(), note(i).c_str());
+  }
+  if (raw.size() > 1) {
+    std::string line = "  raw candidates (medians):";
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      line += " " + raw[i].name + " " + show(median(b[i])) + (i + 1 < raw.size() ? "," : "");
+    }
+    std::printf("%s\n", line.c_str());
+  }
   std::fflush(stdout);
 }
 
+// Confines this process, and the children it starts afterwards, to the first CPU it may use.
+// Returns that CPU, or -1.
+int pin_to_one_cpu() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return ::sched_setaffinity(0, sizeof set, &set) == 0 ? cpu : -1;
+  }
+  return -1;
+}
+
 int driver(const char* self, const Options& o) {
+  const int cpu = o.one_cpu ? pin_to_one_cpu() : -1;
   const fs::path dir = fs::canonical("/proc/self/exe").parent_path();
   const fs::path agent = dir / "../agent/usbnet-agent";
   const fs::path shim = dir / "../interpose/libusbnet.so";
@@ -242,62 +276,70 @@ int driver(const char* self, const Options& o) {
   const std::size_t scale = o.quick ? 4 : 1;  // --quick moves a quarter of the bytes
   std::printf(
       "usbnet-bench: usbnet (agent + libusbnet.so, simulated loopback device) beside raw\n"
-      "loopback TCP doing the same work; %d alternating rounds per row, medians compared.\n"
-      "raw TCP, two processes, TCP_NODELAY:\n"
+      "loopback TCP doing the same work; %d interleaved rounds, medians compared.\n"
+      "raw TCP is two processes, TCP_NODELAY, the same sizes, direction and byte count:\n"
       "  ping-pong  control: 8-byte request, N-byte answer, one at a time (median round trip)\n"
-      "  req/resp   sync bulk: 8-byte request, N-byte answer, one at a time, same byte count\n"
-      "  pipelined  async: DEPTH 64 KiB answers to 8-byte requests in flight (IN), or DEPTH\n"
-      "             64 KiB messages acknowledged with 8 bytes (OUT), same byte count\n"
-      "  stream     async: the same bytes one way in 64 KiB writes and reads\n"
-      "  (async rows measure both pipelined and stream and compare with the better median)\n\n",
+      "  req/resp   sync bulk: 8-byte request, N-byte answer, one at a time\n"
+      "  async: the best of simple programs moving the same bytes in 64 KiB messages, the\n"
+      "  machine's streaming limit, whatever usbnet's queue depth:\n"
+      "    pipe xD  D 64 KiB answers to 8-byte requests in flight (IN), or D 64 KiB messages\n"
+      "             acknowledged with 8 bytes (OUT), for D = 1 to 32\n"
+      "    stream   one way, 64 KiB writes and reads\n",
       rounds);
-  std::printf("%-34s %10s %10s %6s  %-10s %-22s\n", "", "usbnet", "raw TCP", "ratio", "raw is",
+  if (cpu >= 0) {
+    std::printf("Every process runs on CPU %d (--cpus any lets the scheduler place them).\n\n",
+                cpu);
+  } else {
+    std::printf("The scheduler places the processes (figures flip between placements).\n\n");
+  }
+  std::printf("%-34s %10s %10s %6s  %-12s %-22s\n", "", "usbnet", "raw TCP", "ratio", "raw is",
               "usbnet range");
+  const auto no_note = [](std::size_t) { return std::string(); };
   int status = 0;
   try {
     for (std::size_t size : kControlSizes) {
-      row(
-          "control round trip, " + std::to_string(size) + " B", rounds,
-          [&] {
-            return ask(worker_process,
-                       "control " + std::to_string(size) + " " + std::to_string(iterations));
-          },
-          {{"ping-pong",
-            [&] {
-              return static_cast<double>(raw.median_round_trip(8, size, iterations).count());
-            }}},
-          true, "target <= 1.30");
+      block({{"control round trip, " + std::to_string(size) + " B",
+              [&] {
+                return ask(worker_process,
+                           "control " + std::to_string(size) + " " + std::to_string(iterations));
+              }}},
+            {{"ping-pong",
+              [&] {
+                return static_cast<double>(raw.median_round_trip(8, size, iterations).count());
+              }}},
+            rounds, true, [](std::size_t) { return std::string("target <= 1.30"); });
     }
     for (std::size_t size : kBulkSizes) {
       // Enough transfers for a few hundred milliseconds at typical rates.
       const std::size_t total = std::min<std::size_t>(size * 16384, 512u << 20) / scale;
-      row(
-          "sync bulk IN, " + std::to_string(size / 1024) + " KiB", rounds,
-          [&] {
-            return ask(worker_process,
-                       "sync_in " + std::to_string(size) + " " + std::to_string(total));
-          },
-          {{"req/resp", [&] { return raw.request_response_throughput(8, size, total); }}}, false,
-          "");
+      block({{"sync bulk IN, " + std::to_string(size / 1024) + " KiB",
+              [&] {
+                return ask(worker_process,
+                           "sync_in " + std::to_string(size) + " " + std::to_string(total));
+              }}},
+            {{"req/resp", [&] { return raw.request_response_throughput(8, size, total); }}}, rounds,
+            false, no_note);
     }
     const std::size_t async_total = (256u << 20) / scale;
-    for (const char* direction : {"in", "out"}) {
-      const bool in = std::strcmp(direction, "in") == 0;
+    for (const bool in : {true, false}) {
+      std::vector<Measure> ours, baselines;
       for (int depth : kDepths) {
-        row(
-            std::string("async bulk ") + (in ? "IN" : "OUT") + ", 64 KiB, depth " +
-                std::to_string(depth),
-            rounds,
-            [&] {
-              return ask(worker_process, std::string("async ") + direction + " " +
-                                             std::to_string(depth) + " " +
-                                             std::to_string(async_total));
-            },
-            {{"pipelined",
-              [&] { return raw.pipelined_throughput(kAsyncSize, depth, async_total, in); }},
-             {"stream", [&] { return raw.stream_throughput(kAsyncSize, async_total, in); }}},
-            false, depth >= 8 ? "target >= 0.75" : "");
+        ours.push_back({std::string("async bulk ") + (in ? "IN" : "OUT") + ", 64 KiB, depth " +
+                            std::to_string(depth),
+                        [&, depth] {
+                          return ask(worker_process, std::string("async ") + (in ? "in " : "out ") +
+                                                         std::to_string(depth) + " " +
+                                                         std::to_string(async_total));
+                        }});
+        baselines.push_back({"pipe x" + std::to_string(depth), [&, depth] {
+                               return raw.pipelined_throughput(kAsyncSize, depth, async_total, in);
+                             }});
       }
+      baselines.push_back(
+          {"stream", [&] { return raw.stream_throughput(kAsyncSize, async_total, in); }});
+      block(ours, baselines, rounds, false, [](std::size_t i) {
+        return kDepths[i] >= 8 ? std::string("target >= 0.75") : std::string();
+      });
     }
     std::fprintf(worker_process.to, "quit\n");
     std::fflush(worker_process.to);
@@ -328,8 +370,13 @@ int main(int argc, char** argv) {
       o.rounds = std::atoi(argv[++i]);
     } else if (a == "--piece-size" && i + 1 < argc) {
       o.piece_size = argv[++i];
+    } else if (a == "--cpus" && i + 1 < argc &&
+               (argv[i + 1] == std::string("one") || argv[i + 1] == std::string("any"))) {
+      o.one_cpu = argv[++i] == std::string("one");
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--rounds N] [--piece-size BYTES]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any]\n",
+                   argv[0]);
       return 2;
     }
   }
