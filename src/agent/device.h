@@ -55,6 +55,11 @@ struct Transfer {
   // Results, set by the backend before `done`.
   wire::UrbStatus status = wire::UrbStatus::Completed;
   std::uint32_t actual_length = 0;
+  // IN, non-isochronous: a backend may answer with bytes it already holds instead of copying
+  // them into `buffer` (a simulated source serving a constant pattern, as a device's DMA would
+  // fill the buffer without the agent copying anything). When set, the first actual_length
+  // bytes are the data; they must outlive the transfer object.
+  wire::ByteView in_data;
   std::vector<wire::IsoPacketResult> iso_results;  // one per packet, for isochronous
 
   bool is_in() const {

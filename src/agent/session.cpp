@@ -421,7 +421,9 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
     keepalive = compact;
   } else if (t->is_in()) {
     c.data_len = c.actual_length;
-    c.payload = wire::ByteView(t->buffer.data(), c.actual_length);
+    c.payload = t->in_data.size() >= c.actual_length
+                    ? t->in_data.first(c.actual_length)
+                    : wire::ByteView(t->buffer.data(), c.actual_length);
   }
   if (!closed_) connection_->send_urb(c, std::move(keepalive));
 }

@@ -72,7 +72,9 @@ class LoopbackDevice final : public SimDevice {
         return pump(static_cast<std::uint8_t>(ep.address & 0x7f));
       }
       case 0x82:
-        fill_pattern(t.buffer.data(), size, source_offset_);
+        // Straight from the pattern table when it holds the whole run: no copy.
+        t.in_data = pattern_view(size, source_offset_);
+        if (t.in_data.empty()) fill_pattern(t.buffer.data(), size, source_offset_);
         source_offset_ += size;
         return complete(ep, head, UrbStatus::Completed, size);
       case 0x02:

@@ -50,10 +50,14 @@ std::uint8_t transfer_type_of(wire::UrbType type) {
   return LIBUSB_TRANSFER_TYPE_CONTROL;
 }
 
-// One period of the pattern, repeated so that any 64 KiB run starts at any phase.
+// The pattern's longest run served without a copy.
+constexpr std::size_t kPatternRun = 1u << 20;
+
+// One period of the pattern, repeated so that any run of up to kPatternRun bytes starts at any
+// phase.
 const std::vector<std::uint8_t>& pattern_table() {
   static const std::vector<std::uint8_t> table = [] {
-    std::vector<std::uint8_t> t(251 + 65536);
+    std::vector<std::uint8_t> t(251 + kPatternRun);
     for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(i % 251);
     return t;
   }();
@@ -65,7 +69,7 @@ const std::vector<std::uint8_t>& pattern_table() {
 void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset) {
   const auto& table = pattern_table();
   while (n > 0) {
-    const std::size_t chunk = std::min<std::size_t>(n, 65536);
+    const std::size_t chunk = std::min(n, kPatternRun);
     std::memcpy(data, table.data() + offset % 251, chunk);
     data += chunk;
     offset += chunk;
@@ -73,11 +77,16 @@ void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset) {
   }
 }
 
+wire::ByteView pattern_view(std::size_t n, std::uint64_t offset) {
+  if (n > kPatternRun) return {};
+  return wire::ByteView(pattern_table()).subspan(offset % 251, n);
+}
+
 std::size_t count_pattern_errors(const std::uint8_t* data, std::size_t n, std::uint64_t offset) {
   const auto& table = pattern_table();
   std::size_t errors = 0;
   while (n > 0) {
-    const std::size_t chunk = std::min<std::size_t>(n, 65536);
+    const std::size_t chunk = std::min(n, kPatternRun);
     const std::uint8_t* expected = table.data() + offset % 251;
     if (std::memcmp(data, expected, chunk) != 0) {
       // Eight bytes at a time: each differing byte leaves a nonzero byte in the XOR.

@@ -174,6 +174,9 @@ class SimHandle final : public DeviceHandle {
 
 // The loopback stream pattern (byte n is n % 251), fast.
 void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset);
+// `n` bytes of the pattern from stream offset `offset`, from a table that lives as long as the
+// process (empty when `n` is longer than the table serves).
+wire::ByteView pattern_view(std::size_t n, std::uint64_t offset);
 std::size_t count_pattern_errors(const std::uint8_t* data, std::size_t n, std::uint64_t offset);
 
 }  // namespace usbnet::agent::sim
