@@ -342,9 +342,10 @@ void Session::dispatch(std::uint32_t trans_id) {
   urb.dispatched = true;
   OpenHandle* h = find_handle(urb.handle);
   if (!h || h->gone) return fail_urb(trans_id, UrbStatus::NoDevice);
-  // The backend may complete it before submit() returns.
-  h->handle->submit(urb.transfer, [self = shared_from_this(), trans_id](const TransferPtr& t) {
-    self->complete(trans_id, t);
+  // The backend may complete it before submit() returns. (The callback holds only the session:
+  // small enough for std::function to keep without an allocation.)
+  h->handle->submit(urb.transfer, [self = shared_from_this()](const TransferPtr& t) {
+    self->complete(t->trans_id, t);
   });
 }
 
@@ -425,7 +426,7 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
                     ? t->in_data.first(c.actual_length)
                     : wire::ByteView(t->buffer.data(), c.actual_length);
   }
-  if (!closed_) connection_->send_urb(c, std::move(keepalive));
+  if (!closed_) connection_->send_urb(std::move(c), std::move(keepalive));
 }
 
 // ---- the end of the connection -------------------------------------------------------------

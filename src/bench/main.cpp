@@ -19,7 +19,8 @@
 // CPU: on a small VM a wakeup across virtual CPUs costs tens of microseconds, and the scheduler
 // flips between placements in the middle of a run, so both sides' figures jump between two
 // modes (raw TCP ping-pong 4.3 us on one CPU, 40-60 us across two; streaming 9 GB/s or 1.5).
-// One CPU measures what each side costs; --cpus any lets the scheduler place them.
+// One CPU (the idlest at the start) measures what each side costs; --cpus any lets the
+// scheduler place them.
 #include <fcntl.h>
 #include <libusb.h>
 #include <sched.h>
@@ -225,18 +226,50 @@ void block(const std::vector<Measure>& ours, const std::vector<Measure>& raw, in
   std::fflush(stdout);
 }
 
-// Confines this process, and the children it starts afterwards, to the first CPU it may use.
-// Returns that CPU, or -1.
-int pin_to_one_cpu() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return -1;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &set)) continue;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return ::sched_setaffinity(0, sizeof set, &set) == 0 ? cpu : -1;
+// Idle time per CPU so far (from /proc/stat), indexed by CPU number.
+std::vector<unsigned long long> idle_times() {
+  std::vector<unsigned long long> idle;
+  FILE* f = std::fopen("/proc/stat", "r");
+  if (!f) return idle;
+  char line[512];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned cpu = 0;
+    unsigned long long user, nice, system, idle_ticks;
+    if (std::sscanf(line, "cpu%u %llu %llu %llu %llu", &cpu, &user, &nice, &system, &idle_ticks) ==
+        5) {
+      if (idle.size() <= cpu) idle.resize(cpu + 1, 0);
+      idle[cpu] = idle_ticks;
+    }
   }
-  return -1;
+  std::fclose(f);
+  return idle;
+}
+
+// Confines this process, and the children it starts afterwards, to the CPU (among those it may
+// use) that was idlest over a moment: the machine may be shared. Returns that CPU, or -1.
+int pin_to_one_cpu() {
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+  const auto before = idle_times();
+  std::this_thread::sleep_for(milliseconds(300));
+  const auto after = idle_times();
+  int best = -1;
+  unsigned long long best_idle = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    const auto i = static_cast<std::size_t>(cpu);
+    const unsigned long long idle =
+        i < before.size() && i < after.size() ? after[i] - before[i] : 0;
+    if (best < 0 || idle > best_idle) {
+      best = cpu;
+      best_idle = idle;
+    }
+  }
+  if (best < 0) return -1;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(best, &one);
+  return ::sched_setaffinity(0, sizeof one, &one) == 0 ? best : -1;
 }
 
 int driver(const char* self, const Options& o) {

@@ -1,5 +1,7 @@
 #include "client/agent_client.h"
 
+#include <algorithm>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -311,7 +313,7 @@ class AgentClient::Impl {
     waiter->set_value(std::move(result));
   }
 
-  static void deliver(std::vector<ReadyCompletion> ready) {
+  static void deliver(ReadyCompletions ready) {
     for (ReadyCompletion& r : ready) {
       if (r.done) r.done(r.result);
     }
@@ -321,7 +323,7 @@ class AgentClient::Impl {
     if (generation != generation_) return;
     connect_timer_.cancel();
     handshake_done_ = false;
-    std::vector<ReadyCompletion> ready;
+    ReadyCompletions ready;
     decltype(pending_) pending;
     bool was_ready;
     {
@@ -408,20 +410,23 @@ class AgentClient::Impl {
       tracker_.add(submit.trans_id, std::move(urb));
       conn = conn_;
     }
-    if (!conn->send_urb(submit, nullptr)) {
+    const std::uint32_t trans_id = submit.trans_id;
+    if (!conn->send_urb(std::move(submit), nullptr)) {
       // Closed meanwhile. If the close has already reported this URB, its `done` has run and
       // the submission stands; otherwise it is taken back and the caller gets the error.
-      std::vector<ReadyCompletion> ready;
+      ReadyCompletions ready;
       {
         std::lock_guard lock(mutex_);
-        if (!tracker_.contains(submit.trans_id)) return submit.trans_id;
-        ready = tracker_.finish_locally(submit.trans_id, wire::UrbStatus::NoDevice);
+        if (!tracker_.contains(trans_id)) return trans_id;
+        ready = tracker_.finish_locally(trans_id, wire::UrbStatus::NoDevice);
       }
-      std::erase_if(ready, [&](const ReadyCompletion& r) { return r.trans_id == submit.trans_id; });
+      ready.erase(std::remove_if(ready.begin(), ready.end(),
+                                 [&](const ReadyCompletion& r) { return r.trans_id == trans_id; }),
+                  ready.end());
       asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
       return Unexpected{kNoDevice};
     }
-    return submit.trans_id;
+    return trans_id;
   }
 
   bool cancel(std::uint32_t trans_id) {
@@ -433,7 +438,7 @@ class AgentClient::Impl {
     }
     if (conn->withdraw(trans_id) == transport::Withdrawn::NotSent) {
       // The agent never saw it: it ends here.
-      std::vector<ReadyCompletion> ready;
+      ReadyCompletions ready;
       {
         std::lock_guard lock(mutex_);
         ready = tracker_.finish_locally(trans_id, wire::UrbStatus::Cancelled);
@@ -463,7 +468,7 @@ class AgentClient::Impl {
         if (conn && conn->withdraw(trans_id) != transport::Withdrawn::NotSent) {
           conn->send(wire::UrbCancel{trans_id});
         }
-        std::vector<ReadyCompletion> ready;
+        ReadyCompletions ready;
         {
           std::lock_guard lock(mutex_);
           ready = tracker_.finish_locally(trans_id, wire::UrbStatus::TimedOut);

@@ -101,8 +101,7 @@ void UrbTracker::place(Entry& e, wire::ByteView bytes) {
   }
 }
 
-Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_complete(
-    const wire::UrbComplete& c) {
+Expected<ReadyCompletions, std::string> UrbTracker::on_complete(const wire::UrbComplete& c) {
   auto it = urbs_.find(c.trans_id);
   if (it == urbs_.end())
     return Unexpected{fmt::format("URB_COMPLETE for unknown trans_id {}", c.trans_id)};
@@ -126,12 +125,11 @@ Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_complete(
     order_[key_of(e.urb)].push_back(c.trans_id);
   }
   place(e, c.payload);
-  if (*more) return std::vector<ReadyCompletion>{};
+  if (*more) return ReadyCompletions{};
   return after_whole(c.trans_id, e);
 }
 
-Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_data(
-    const wire::UrbData& piece) {
+Expected<ReadyCompletions, std::string> UrbTracker::on_data(const wire::UrbData& piece) {
   auto whole = assembler_.accept(piece);
   if (!whole) {
     return Unexpected{fmt::format("URB_DATA for trans_id {}: {}", piece.trans_id,
@@ -139,11 +137,11 @@ Expected<std::vector<ReadyCompletion>, std::string> UrbTracker::on_data(
   }
   Entry& e = urbs_.at(piece.trans_id);  // the assembler only knows tracked URBs
   place(e, piece.payload);
-  if (!*whole) return std::vector<ReadyCompletion>{};
+  if (!*whole) return ReadyCompletions{};
   return after_whole(piece.trans_id, e);
 }
 
-std::vector<ReadyCompletion> UrbTracker::after_whole(std::uint32_t trans_id, Entry& e) {
+ReadyCompletions UrbTracker::after_whole(std::uint32_t trans_id, Entry& e) {
   if (e.abandoned) {
     // Already reported locally: the late answer is only absorbed.
     urbs_.erase(trans_id);
@@ -153,8 +151,8 @@ std::vector<ReadyCompletion> UrbTracker::after_whole(std::uint32_t trans_id, Ent
   return release(key_of(e.urb));
 }
 
-std::vector<ReadyCompletion> UrbTracker::release(Key key) {
-  std::vector<ReadyCompletion> ready;
+ReadyCompletions UrbTracker::release(Key key) {
+  ReadyCompletions ready;
   auto order = order_.find(key);
   if (order == order_.end()) return ready;
   std::deque<std::uint32_t>& queue = order->second;
@@ -174,7 +172,7 @@ std::vector<ReadyCompletion> UrbTracker::release(Key key) {
   return ready;
 }
 
-std::vector<ReadyCompletion> UrbTracker::finish_locally(std::uint32_t trans_id, UrbStatus status) {
+ReadyCompletions UrbTracker::finish_locally(std::uint32_t trans_id, UrbStatus status) {
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return {};
   Entry& e = it->second;
@@ -206,8 +204,8 @@ std::vector<std::uint32_t> UrbTracker::overdue(std::chrono::steady_clock::time_p
   return late;
 }
 
-std::vector<ReadyCompletion> UrbTracker::fail_all(UrbStatus status) {
-  std::vector<ReadyCompletion> ready;
+ReadyCompletions UrbTracker::fail_all(UrbStatus status) {
+  ReadyCompletions ready;
   auto fail = [&](std::uint32_t trans_id, Entry& e) {
     UrbResult result{status, 0, {}};
     for (std::size_t i = 0; i < e.urb.iso_lengths.size(); ++i) result.iso.push_back({status, 0});

@@ -9,6 +9,7 @@
 // runs the callbacks it gets.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -39,6 +40,8 @@ struct ReadyCompletion {
   UrbDone done;
   UrbResult result;
 };
+// Usually one or two: kept inline, without an allocation per answer.
+using ReadyCompletions = boost::container::small_vector<ReadyCompletion, 2>;
 
 struct TrackedUrb {
   std::uint32_t handle = 0;
@@ -59,9 +62,9 @@ class UrbTracker {
 
   // A URB_COMPLETE arrived. Returns the completions now deliverable, or the protocol fault
   // (an unknown trans_id, more data than the buffer, a malformed piece sequence).
-  Expected<std::vector<ReadyCompletion>, std::string> on_complete(const wire::UrbComplete& c);
+  Expected<ReadyCompletions, std::string> on_complete(const wire::UrbComplete& c);
   // A URB_DATA piece arrived.
-  Expected<std::vector<ReadyCompletion>, std::string> on_data(const wire::UrbData& piece);
+  Expected<ReadyCompletions, std::string> on_data(const wire::UrbData& piece);
 
   // Where the `length` payload bytes of a URB_COMPLETE or URB_DATA (`head`, payload not yet
   // arrived) belong in the submitter's buffer, so that they are read there directly; empty when
@@ -73,10 +76,10 @@ class UrbTracker {
   // Ends a URB here without waiting for the agent (a cancel that never left, a timeout the
   // client enforced). The agent's late completion, if any, is accepted and discarded: the
   // buffer is never written again.
-  std::vector<ReadyCompletion> finish_locally(std::uint32_t trans_id, wire::UrbStatus status);
+  ReadyCompletions finish_locally(std::uint32_t trans_id, wire::UrbStatus status);
 
   // Ends every URB with `status` (the connection is gone), in per-endpoint order.
-  std::vector<ReadyCompletion> fail_all(wire::UrbStatus status);
+  ReadyCompletions fail_all(wire::UrbStatus status);
 
   // The URBs past their deadline that the agent has not answered (a scan: URBs in flight are
   // few, and looking at them a few times a second is cheaper than keeping them sorted).
@@ -102,8 +105,8 @@ class UrbTracker {
 
   std::optional<std::string> check_fits(const Entry& e, const wire::UrbComplete& c) const;
   void place(Entry& e, wire::ByteView bytes);
-  std::vector<ReadyCompletion> after_whole(std::uint32_t trans_id, Entry& e);
-  std::vector<ReadyCompletion> release(Key key);
+  ReadyCompletions after_whole(std::uint32_t trans_id, Entry& e);
+  ReadyCompletions release(Key key);
 
   std::unordered_map<std::uint32_t, Entry> urbs_;
   // Per endpoint, the trans_ids whose outcome is known, in the order it became known. A queue

@@ -260,17 +260,22 @@ int Context::wait_for_event(const timeval* tv) {
 // ---- handling events -----------------------------------------------------------------------
 
 int Context::handle_events_timeout_completed(const timeval* tv, int* completed) {
+  // The flag is set by a callback, possibly on another thread (the shim's own synchronous
+  // calls set it from whichever thread reads their answer).
+  const auto done = [completed] {
+    return completed && std::atomic_ref<int>(*completed).load(std::memory_order_acquire) != 0;
+  };
   if (!valid(tv)) return LIBUSB_ERROR_INVALID_PARAM;
   for (;;) {
     if (try_lock_events() == 0) {
       int r = 0;
-      if (!completed || !*completed) r = handle_events_locked(tv);
+      if (!done()) r = handle_events_locked(tv);
       unlock_events();
       return r;
     }
     // Another thread handles events: wait until it has done a round.
     lock_event_waiters();
-    if (completed && *completed) {
+    if (done()) {
       unlock_event_waiters();
       return 0;
     }
@@ -386,6 +391,11 @@ void Context::post_completion(libusb_transfer* transfer, client::UrbResult resul
 void Context::Lifeline::post_completion(libusb_transfer* transfer, client::UrbResult result) {
   std::lock_guard lock(mutex_);
   if (context_) context_->post_completion(transfer, std::move(result));
+}
+
+void Context::Lifeline::wake() {
+  std::lock_guard lock(mutex_);
+  if (context_) context_->interrupt_event_handler();
 }
 
 void Context::Lifeline::cut() {

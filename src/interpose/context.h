@@ -86,6 +86,7 @@ class Context {
    public:
     explicit Lifeline(Context* context) : context_(context) {}
     void post_completion(libusb_transfer* transfer, client::UrbResult result);
+    void wake();  // interrupt_event_handler()
     void cut();
 
    private:

@@ -163,26 +163,22 @@ void complete_remote_transfer(libusb_transfer* t, const client::UrbResult& resul
 }
 
 // ---- the synchronous API ---------------------------------------------------------------
+//
+// libusb builds its synchronous calls on the asynchronous API (a transfer, a callback, event
+// handling until it has run). Here they go to the agent client directly: no libusb_transfer,
+// no entry in the transfer table, no trip through the event queue, and the caller's buffer is
+// the URB's (the IN data lands in it). The waiting is libusb's: the caller handles the
+// context's events (other transfers' callbacks run in it) until the answer has come.
 
 namespace {
 
-void LIBUSB_CALL mark_completed(libusb_transfer* t) { *static_cast<int*>(t->user_data) = 1; }
-
-// Submits and waits as libusb's sync.c does: event handling until the callback has run; an
-// event-handling error cancels the transfer and goes on waiting for its completion.
-int run_to_completion(RemoteHandle& handle, libusb_transfer* t, int& completed) {
-  if (const int r = submit_remote_transfer(handle, t); r < 0) return r;
-  Context& context = handle.device().context();
-  while (!completed) {
-    timeval tv{60, 0};
-    const int r = context.handle_events_timeout_completed(&tv, &completed);
-    if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
-      log::warn("event handling failed ({}); cancelling the transfer", libusb_error_name(r));
-      cancel_remote_transfer(t);
-    }
-  }
-  return LIBUSB_SUCCESS;
-}
+// Where the answer goes; it lives on the caller's stack until the answer has come.
+struct SyncWait {
+  Context* context;
+  std::shared_ptr<Context::Lifeline> lifeline;
+  client::UrbResult result;
+  int completed = 0;
+};
 
 int status_to_error(libusb_transfer_status status) {
   switch (status) {
@@ -203,10 +199,48 @@ int status_to_error(libusb_transfer_status status) {
   return LIBUSB_ERROR_OTHER;
 }
 
-struct TransferFreer {
-  void operator()(libusb_transfer* t) const { libusb_free_transfer(t); }
-};
-using UniqueTransfer = std::unique_ptr<libusb_transfer, TransferFreer>;
+// Submits `urb` and handles events until its answer has come; `actual` gets the bytes
+// transferred (at most `requested`). Returns the libusb error code of the outcome. `t` describes
+// the transfer for the trace.
+int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> in, int requested,
+             int& actual, libusb_transfer& t) {
+  RemoteDevice& device = handle.device();
+  if (device.gone()) return LIBUSB_ERROR_NO_DEVICE;
+  Context& context = device.context();
+  SyncWait wait{&context, context.lifeline(), {}, 0};
+  const std::uint64_t submitted_ns = tracing() ? monotonic_ns() : 0;
+  urb.handle = handle.id();
+  auto trans_id =
+      device.link().client().submit(std::move(urb), in, [w = &wait](const client::UrbResult& r) {
+        // Once `completed` is set the caller may return and `w` be gone: take what is needed.
+        const bool here = w->context->handling_events_here();
+        const std::shared_ptr<Context::Lifeline> lifeline = here ? nullptr : w->lifeline;
+        w->result = r;
+        std::atomic_ref<int>(w->completed).store(1, std::memory_order_release);
+        // Read by another thread: the event handler may be asleep in poll() on a socket whose
+        // bytes that thread took.
+        if (lifeline) lifeline->wake();
+      });
+  if (!trans_id) return trans_id.error();
+  while (!std::atomic_ref<int>(wait.completed).load(std::memory_order_acquire)) {
+    timeval tv{60, 0};
+    const int r = context.handle_events_timeout_completed(&tv, &wait.completed);
+    if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
+      log::warn("event handling failed ({}); cancelling the transfer", libusb_error_name(r));
+      device.link().client().cancel(*trans_id);
+    }
+  }
+  actual = static_cast<int>(
+      std::min<std::uint64_t>(wait.result.actual_length, static_cast<std::uint64_t>(requested)));
+  const auto status = static_cast<libusb_transfer_status>(wait.result.status);
+  if (tracing()) {
+    t.status = status;
+    t.actual_length = actual;
+    trace_transfer(*trans_id, &t, device.bus_number(), device.info().device_address, submitted_ns,
+                   monotonic_ns());
+  }
+  return status_to_error(status);
+}
 
 }  // namespace
 
@@ -214,47 +248,54 @@ int remote_control_transfer(RemoteHandle& handle, std::uint8_t request_type, std
                             std::uint16_t value, std::uint16_t index, unsigned char* data,
                             std::uint16_t length, unsigned int timeout) {
   if (handle.device().context().handling_events_here()) return LIBUSB_ERROR_BUSY;
-  UniqueTransfer t(libusb_alloc_transfer(0));
-  if (!t) return LIBUSB_ERROR_NO_MEM;
-  // Setup packet and data stage in one buffer, as libusb lays them out; on the stack when small.
+  if (length > 0 && !data) return LIBUSB_ERROR_INVALID_PARAM;
+  wire::UrbSubmit urb;
+  urb.type = wire::UrbType::Control;
+  urb.endpoint = 0;
+  urb.timeout_ms = timeout;
+  urb.data_len = length;
+  libusb_fill_control_setup(urb.setup.data(), request_type, request, value, index, length);
+  // OUT data is sent from the caller's buffer. IN data lands in a scratch buffer and reaches
+  // the caller's only on success, as with libusb (which reads into its own buffer).
   constexpr std::size_t kOnStack = 256;
-  std::array<unsigned char, LIBUSB_CONTROL_SETUP_SIZE + kOnStack> small;
-  std::vector<unsigned char> large;
-  std::span<unsigned char> buffer(small.data(), LIBUSB_CONTROL_SETUP_SIZE + length);
-  if (length > kOnStack) {
-    large.resize(LIBUSB_CONTROL_SETUP_SIZE + length);
-    buffer = large;
+  std::array<std::uint8_t, kOnStack> small;
+  std::vector<std::uint8_t> large;
+  const bool is_in = (request_type & LIBUSB_ENDPOINT_IN) != 0;
+  std::span<std::uint8_t> in;
+  if (!is_in) {
+    urb.payload = bytes(data, length);
+  } else if (length <= kOnStack) {
+    in = std::span<std::uint8_t>(small).first(length);
+  } else {
+    large.resize(length);
+    in = large;
   }
-  libusb_fill_control_setup(buffer.data(), request_type, request, value, index, length);
-  if (!(request_type & LIBUSB_ENDPOINT_IN) && length > 0) {
-    std::memcpy(buffer.data() + LIBUSB_CONTROL_SETUP_SIZE, data, length);
-  }
-  int completed = 0;
-  libusb_fill_control_transfer(t.get(), handle.as_libusb(), buffer.data(), &mark_completed,
-                               &completed, timeout);
-  if (const int r = run_to_completion(handle, t.get(), completed); r < 0) return r;
-  const int r = status_to_error(t->status);
+  libusb_transfer t{};  // for the trace only
+  t.type = LIBUSB_TRANSFER_TYPE_CONTROL;
+  t.timeout = timeout;
+  t.length = LIBUSB_CONTROL_SETUP_SIZE + length;
+  int actual = 0;
+  const int r = run_sync(handle, std::move(urb), in, length, actual, t);
   if (r != LIBUSB_SUCCESS) return r;
-  if (request_type & LIBUSB_ENDPOINT_IN) {
-    std::memcpy(data, buffer.data() + LIBUSB_CONTROL_SETUP_SIZE,
-                static_cast<std::size_t>(t->actual_length));
-  }
-  return t->actual_length;
+  if (is_in && actual > 0) std::memcpy(data, in.data(), static_cast<std::size_t>(actual));
+  return actual;
 }
 
 int remote_bulk_or_interrupt_transfer(RemoteHandle& handle, unsigned char endpoint,
                                       unsigned char* data, int length, int* transferred,
                                       unsigned int timeout, std::uint8_t type) {
   if (handle.device().context().handling_events_here()) return LIBUSB_ERROR_BUSY;
-  UniqueTransfer t(libusb_alloc_transfer(0));
-  if (!t) return LIBUSB_ERROR_NO_MEM;
-  int completed = 0;
-  libusb_fill_bulk_transfer(t.get(), handle.as_libusb(), endpoint, data, length, &mark_completed,
-                            &completed, timeout);
-  t->type = type;
-  if (const int r = run_to_completion(handle, t.get(), completed); r < 0) return r;
-  if (transferred) *transferred = t->actual_length;
-  return status_to_error(static_cast<libusb_transfer_status>(t->status));
+  libusb_transfer t{};  // described as libusb would fill it, to share its checks
+  libusb_fill_bulk_transfer(&t, handle.as_libusb(), endpoint, data, length, nullptr, nullptr,
+                            timeout);
+  t.type = type;
+  wire::UrbSubmit urb;
+  std::span<std::uint8_t> in;
+  if (const int r = build_urb(&t, urb, in); r != LIBUSB_SUCCESS) return r;
+  int actual = 0;
+  const int r = run_sync(handle, std::move(urb), in, length, actual, t);
+  if (transferred) *transferred = actual;
+  return r;
 }
 
 }  // namespace usbnet::interpose

@@ -86,7 +86,7 @@ class Connection {
   // into pieces, and the bytes are not copied. `keepalive` is held until the bytes are written;
   // a sender that passes none guarantees that the payload outlives the frames, and must call
   // withdraw() before the payload dies if they may not have been written. Thread-safe.
-  virtual bool send_urb(const wire::Message& urb, std::shared_ptr<const void> keepalive) = 0;
+  virtual bool send_urb(wire::Message urb, std::shared_ptr<const void> keepalive) = 0;
 
   // Removes whatever of `trans_id`'s frames is still queued. Thread-safe. After it returns the
   // connection holds no reference to that URB's payload.

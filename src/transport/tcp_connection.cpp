@@ -113,10 +113,10 @@ class TcpConnection final : public Connection,
     return enqueue(std::move(frame), std::nullopt);
   }
 
-  bool send_urb(const wire::Message& urb, std::shared_ptr<const void> keepalive) override {
+  bool send_urb(wire::Message urb, std::shared_ptr<const void> keepalive) override {
     wire::ByteView whole;
     std::uint32_t trans_id = 0;
-    wire::Message head = urb;
+    wire::Message& head = urb;
     if (auto* submit = std::get_if<wire::UrbSubmit>(&head)) {
       whole = submit->payload;
       trans_id = submit->trans_id;
@@ -124,7 +124,7 @@ class TcpConnection final : public Connection,
       whole = complete->payload;
       trans_id = complete->trans_id;
     } else {
-      return send(urb);
+      return send(head);
     }
     wire::PieceSplitter splitter(whole, options_.piece_size);
     std::visit(
@@ -201,6 +201,12 @@ class TcpConnection final : public Connection,
   bool enqueue(QueuedFrame frame, std::optional<PayloadStream> stream) {
     std::unique_lock lock(mutex_);
     if (closed_) return false;
+    if (!stream && !writing_ && !blocked_ && corks_ == 0 && urgent_.empty() &&
+        ready_pieces_.empty() && streams_.empty() && partial_offset_ == partial_.size()) {
+      // Nothing ahead of it and nobody writing: out at once, without passing through the queue.
+      write_alone(std::move(frame), lock);
+      return true;
+    }
     urgent_.push_back(std::move(frame));
     if (stream) streams_.push_back(std::move(*stream));
     if (writing_ || blocked_ || (corks_ > 0 && cork_owner_ == std::this_thread::get_id())) {
@@ -209,6 +215,52 @@ class TcpConnection final : public Connection,
     writing_ = true;
     flush(lock);
     return true;
+  }
+
+  // Sends `frame` while no other frame is queued or being written (the common case of a
+  // request or a completion on an idle connection). Called with the lock held; like flush(), it
+  // releases the lock during sendmsg() and leaves whatever the kernel did not take (and whatever
+  // other threads queued meanwhile) to flush().
+  void write_alone(QueuedFrame frame, std::unique_lock<std::mutex>& lock) {
+    writing_ = true;
+    std::array<iovec, 2> iov{
+        iovec{frame.head.data(), frame.head.size()},
+        iovec{const_cast<std::uint8_t*>(frame.payload.data()), frame.payload.size()}};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = frame.payload.empty() ? 1 : 2;
+    in_syscall_ = true;
+    lock.unlock();
+    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const int error = errno;
+    lock.lock();
+    in_syscall_ = false;
+    syscall_done_.notify_all();
+    if (n == static_cast<ssize_t>(frame.size())) {
+      last_write_ns_ = now_ns();
+      if (urgent_.empty() && streams_.empty()) {
+        writing_ = false;
+        if (draining_) {
+          asio::post(executor_, [self = shared_from_this()] { self->close_if_drained(); });
+        }
+        return;
+      }
+    } else if (n > 0) {
+      // The kernel took part of it: the rest goes first, from a copy (as in consume()).
+      last_write_ns_ = now_ns();
+      urgent_.push_front(std::move(frame));
+      consume(static_cast<std::size_t>(n), {1, 0});
+    } else if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
+      urgent_.push_front(std::move(frame));
+      writing_ = false;
+      lock.unlock();
+      close(std::string("send failed: ") + std::strerror(error));
+      lock.lock();
+      return;
+    } else {
+      urgent_.push_front(std::move(frame));  // flush() retries, or waits for room
+    }
+    flush(lock);
   }
 
   // Moves a few pieces from the streams into ready_pieces_, round-robin, when nothing more

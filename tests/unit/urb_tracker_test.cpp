@@ -21,10 +21,10 @@ struct Completions {
     u.in = in;
     return u;
   }
-  void run(std::vector<ReadyCompletion> ready) {
+  void run(client::ReadyCompletions ready) {
     for (auto& r : ready) seen.emplace_back(r.trans_id, r.result.status);
   }
-  void run(Expected<std::vector<ReadyCompletion>, std::string> ready) {
+  void run(Expected<client::ReadyCompletions, std::string> ready) {
     REQUIRE(ready.has_value());
     run(std::move(*ready));
   }

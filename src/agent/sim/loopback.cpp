@@ -1,4 +1,5 @@
 // `loopback` and `loopback3`: a vendor-class device in the spirit of Linux's Gadget Zero.
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cstring>
 
@@ -102,7 +103,9 @@ class LoopbackDevice final : public SimDevice {
         return ControlOutcome::done();
       case kReadBuffer:
         if (!in) return ControlOutcome::stall();
-        return ControlOutcome::done(buffer_);
+        // Only what the data stage takes (the answer is cut to wLength anyway).
+        return ControlOutcome::done(Bytes(
+            buffer_.begin(), buffer_.begin() + std::min<std::size_t>(length, buffer_.size())));
       case kDelay: {
         Bytes pattern(in ? length : 0);
         fill_pattern(pattern.data(), pattern.size(), 0);
