@@ -6,7 +6,7 @@
 // program started with LD_PRELOAD=libusbnet.so, talking to a usbnet-agent with the simulated
 // loopback device, both started here.
 //
-//   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any]
+//   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] [--one-connection]
 //
 // Each row alternates between usbnet and raw TCP for several rounds and compares the medians,
 // so that a machine that gets busier or quieter during the run affects both alike. Both sides
@@ -55,6 +55,7 @@ struct Options {
   int rounds = 0;  // 0: the default for the mode
   std::string piece_size;
   bool one_cpu = true;
+  bool one_connection = false;
 };
 
 const std::vector<std::size_t> kControlSizes = {8, 64, 1024};
@@ -302,6 +303,23 @@ int driver(const char* self, const Options& o) {
                                          {"USBNET_DEVICES", "1209:0001"}};
   if (!o.piece_size.empty()) env["USBNET_PIECE_SIZE"] = o.piece_size;
   Child worker_process = spawn({self, "--worker"}, env);
+  const auto stop_worker = [&] {
+    std::fprintf(worker_process.to, "quit\n");
+    std::fflush(worker_process.to);
+    std::fclose(worker_process.to);
+    std::fclose(worker_process.from);
+    ::waitpid(worker_process.pid, nullptr, 0);
+    ::unlink(worker_process.stderr_path.c_str());
+  };
+  // A fresh worker, with a fresh connection to the agent, for each kind of work (unless
+  // --one-connection): the raw side gets a fresh connection for every measurement, and a long
+  // connection carries TCP state from one kind of traffic to the next (see README: BBR's
+  // pacing after the 1 MiB transfers).
+  const auto fresh_worker = [&] {
+    if (o.one_connection) return;
+    stop_worker();
+    worker_process = spawn({self, "--worker"}, env);
+  };
   RawTcpServer raw;
 
   const int rounds = o.rounds > 0 ? o.rounds : (o.quick ? 3 : 7);
@@ -310,7 +328,8 @@ int driver(const char* self, const Options& o) {
   std::printf(
       "usbnet-bench: usbnet (agent + libusbnet.so, simulated loopback device) beside raw\n"
       "loopback TCP doing the same work; %d interleaved rounds, medians compared.\n"
-      "raw TCP is two processes, TCP_NODELAY, the same sizes, direction and byte count:\n"
+      "raw TCP is two processes with usbnet's socket options (TCP_NODELAY, Reno on loopback),\n"
+      "the same sizes, direction and byte count:\n"
       "  ping-pong  control: 8-byte request, N-byte answer, one at a time (median round trip)\n"
       "  req/resp   sync bulk: 8-byte request, N-byte answer, one at a time\n"
       "  async: the best of simple programs moving the same bytes in 64 KiB messages, the\n"
@@ -342,6 +361,7 @@ int driver(const char* self, const Options& o) {
               }}},
             rounds, true, [](std::size_t) { return std::string("target <= 1.30"); });
     }
+    fresh_worker();
     for (std::size_t size : kBulkSizes) {
       // Enough transfers for a few hundred milliseconds at typical rates.
       const std::size_t total = std::min<std::size_t>(size * 16384, 512u << 20) / scale;
@@ -355,6 +375,7 @@ int driver(const char* self, const Options& o) {
     }
     const std::size_t async_total = (256u << 20) / scale;
     for (const bool in : {true, false}) {
+      fresh_worker();
       std::vector<Measure> ours, baselines;
       for (int depth : kDepths) {
         ours.push_back({std::string("async bulk ") + (in ? "IN" : "OUT") + ", 64 KiB, depth " +
@@ -374,16 +395,13 @@ int driver(const char* self, const Options& o) {
         return kDepths[i] >= 8 ? std::string("target >= 0.75") : std::string();
       });
     }
-    std::fprintf(worker_process.to, "quit\n");
-    std::fflush(worker_process.to);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
     status = 1;
   }
-  ::waitpid(worker_process.pid, nullptr, 0);
+  stop_worker();
   ::kill(agent_process.pid, SIGTERM);
   ::waitpid(agent_process.pid, nullptr, 0);
-  ::unlink(worker_process.stderr_path.c_str());
   ::unlink(agent_process.stderr_path.c_str());
   return status;
 }
@@ -403,12 +421,15 @@ int main(int argc, char** argv) {
       o.rounds = std::atoi(argv[++i]);
     } else if (a == "--piece-size" && i + 1 < argc) {
       o.piece_size = argv[++i];
+    } else if (a == "--one-connection") {
+      o.one_connection = true;
     } else if (a == "--cpus" && i + 1 < argc &&
                (argv[i + 1] == std::string("one") || argv[i + 1] == std::string("any"))) {
       o.one_cpu = argv[++i] == std::string("one");
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any]\n",
+                   "usage: %s [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] "
+                   "[--one-connection]\n",
                    argv[0]);
       return 2;
     }
