@@ -54,6 +54,7 @@ struct Context::HotplugCallback {
 Context::Context(libusb_context* real_context) : real_(real_context), pid_(::getpid()) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (real_) {
+    real_timeouts_in_fds_ = real().libusb_pollfds_handle_timeouts(real_) == 1;
     real().libusb_set_pollfd_notifiers(real_, &Context::real_pollfd_added,
                                        &Context::real_pollfd_removed, this);
   }
@@ -330,13 +331,16 @@ int Context::wait_and_dispatch(const timeval* tv) {
   int timeout_ms = to_milliseconds_rounded_up(*tv);
   bool real_timeout = false;
   if (real_) {
-    refresh_real_pollfds();
-    {
+    if (!real_poll_cache_valid_ || real_pollfds_stale_.load(std::memory_order_acquire)) {
+      refresh_real_pollfds();
       std::lock_guard lock(pollfds_mutex_);
-      for (const libusb_pollfd& p : real_pollfds_) fds.push_back({p.fd, p.events, 0});
+      real_poll_cache_.clear();
+      for (const libusb_pollfd& p : real_pollfds_) real_poll_cache_.push_back({p.fd, p.events, 0});
+      real_poll_cache_valid_ = true;
     }
+    fds.insert(fds.end(), real_poll_cache_.begin(), real_poll_cache_.end());
     timeval next{};
-    if (real().libusb_get_next_timeout(real_, &next) == 1) {
+    if (!real_timeouts_in_fds_ && real().libusb_get_next_timeout(real_, &next) == 1) {
       const int next_ms = to_milliseconds_rounded_up(next);
       if (next_ms <= timeout_ms) {
         timeout_ms = next_ms;
@@ -372,6 +376,7 @@ void Context::wake() {
   // Called with queue_mutex_ held: one eventfd write per batch of work.
   if (wake_pending_) return;
   wake_pending_ = true;
+  queue_hint_.store(true, std::memory_order_release);
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
@@ -379,6 +384,7 @@ void Context::wake() {
 void Context::post(Event event) {
   std::lock_guard lock(queue_mutex_);
   queue_.push_back(std::move(event));
+  queue_hint_.store(true, std::memory_order_release);
   // The event-handling thread itself (reading an agent's socket) drains the queue next: no
   // need to wake it.
   if (handling_context != this) wake();
@@ -406,10 +412,14 @@ void Context::Lifeline::cut() {
 // Runs what the agent threads queued. Returns whether the context had been woken (work, or an
 // interrupt), in which case the caller does not block.
 bool Context::drain() {
+  // Work is posted under the lock, with the hint set; a poster on another thread also writes
+  // the eventfd, so a hint missed here still wakes the poll that follows.
+  if (!queue_hint_.load(std::memory_order_acquire)) return false;
   std::vector<Event>& events = draining_;
   bool woken;
   {
     std::lock_guard lock(queue_mutex_);
+    queue_hint_.store(false, std::memory_order_relaxed);
     events.swap(queue_);
     woken = wake_pending_;
     if (wake_pending_) {

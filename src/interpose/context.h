@@ -155,6 +155,9 @@ class Context {
   std::mutex queue_mutex_;
   std::vector<Event> queue_;
   bool wake_pending_ = false;  // an eventfd write not yet consumed
+  // Set (under queue_mutex_) whenever there is work or a wake-up to consume, so that the event
+  // loop skips the lock when there is none.
+  std::atomic<bool> queue_hint_{false};
 
   // The event-handling thread's scratch space (one such thread at a time: the event lock),
   // kept so that handling events allocates nothing in the common case.
@@ -166,7 +169,13 @@ class Context {
   // The real library's descriptors, cached; refreshed when its notifiers report a change.
   std::mutex pollfds_mutex_;
   std::vector<libusb_pollfd> real_pollfds_;
-  bool real_pollfds_stale_ = true;
+  std::atomic<bool> real_pollfds_stale_{true};
+  // The event-handling thread's copy of real_pollfds_, taken again only when they changed.
+  std::vector<pollfd> real_poll_cache_;
+  bool real_poll_cache_valid_ = false;
+  // The real library signals its timeouts through a descriptor (a timerfd on Linux), so there is
+  // no need to ask it for the next one on every round.
+  bool real_timeouts_in_fds_ = false;
   libusb_pollfd_added_cb user_added_ = nullptr;
   libusb_pollfd_removed_cb user_removed_ = nullptr;
   void* user_pollfd_data_ = nullptr;

@@ -38,6 +38,7 @@
 #include "transport/connection.h"
 #include "usbnet/pieces.h"
 #include "usbnet/stream_decoder.h"
+#include "wire/frame_head.h"
 
 namespace usbnet::transport {
 
@@ -65,7 +66,7 @@ std::int64_t now_ns() {
 }
 
 struct QueuedFrame {
-  wire::Bytes head;
+  wire::FrameHead head;  // inline: no allocation for the usual frames
   wire::ByteView payload;
   std::shared_ptr<const void> keepalive;
   std::uint32_t trans_id = 0;  // URB frames only, for withdraw()
@@ -111,9 +112,9 @@ class TcpConnection final : public Connection,
   }
 
   bool send(const wire::Message& message) override {
-    wire::EncodedFrame encoded = wire::encode_frame(message);
-    QueuedFrame frame{std::move(encoded.head), {}, nullptr, 0, false};
-    frame.head.insert(frame.head.end(), encoded.payload.begin(), encoded.payload.end());
+    QueuedFrame frame;
+    const wire::ByteView payload = wire::encode_frame_head(message, frame.head);
+    frame.head.insert(frame.head.end(), payload.data(), payload.data() + payload.size());
     return enqueue(std::move(frame), std::nullopt);
   }
 
@@ -136,8 +137,8 @@ class TcpConnection final : public Connection,
           if constexpr (requires { m.payload; }) m.payload = splitter.inline_part();
         },
         head);
-    wire::EncodedFrame encoded = wire::encode_frame(head);
-    QueuedFrame frame{std::move(encoded.head), encoded.payload, keepalive, trans_id, true};
+    QueuedFrame frame{{}, {}, keepalive, trans_id, true};
+    frame.payload = wire::encode_frame_head(head, frame.head);
     std::optional<PayloadStream> stream;
     if (!splitter.done()) stream.emplace(PayloadStream{trans_id, splitter, std::move(keepalive)});
     return enqueue(std::move(frame), std::move(stream));
@@ -301,10 +302,10 @@ class TcpConnection final : public Connection,
          ++i) {
       PayloadStream& stream = streams_.front();
       const wire::UrbData piece = stream.splitter.next_piece(stream.trans_id);
-      wire::EncodedFrame encoded = wire::encode_frame(piece);
-      bytes += encoded.size();
-      ready_pieces_.push_back(QueuedFrame{std::move(encoded.head), encoded.payload,
-                                          stream.keepalive, stream.trans_id, false});
+      QueuedFrame frame{{}, {}, stream.keepalive, stream.trans_id, false};
+      frame.payload = wire::encode_frame_head(piece, frame.head);
+      bytes += frame.size();
+      ready_pieces_.push_back(std::move(frame));
       if (stream.splitter.done()) {
         streams_.pop_front();
       } else if (streams_.size() > 1) {
@@ -661,8 +662,10 @@ class TcpConnection final : public Connection,
     }
     const auto since_write_ms = (now - last_write_ns_.load()) / 1'000'000;
     if (options_.heartbeat.count() > 0 && since_write_ms >= options_.heartbeat.count()) {
-      enqueue(QueuedFrame{wire::Bytes(wire::kFrameLengthSize, 0), {}, nullptr, 0, false},
-              std::nullopt);
+      QueuedFrame heartbeat;
+      const auto zeros = wire::heartbeat_frame();
+      heartbeat.head.insert(heartbeat.head.end(), zeros.data(), zeros.data() + zeros.size());
+      enqueue(std::move(heartbeat), std::nullopt);
     }
     arm_timer();
   }

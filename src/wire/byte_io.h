@@ -46,13 +46,15 @@ class ByteReader {
   std::size_t offset_ = 0;
 };
 
-template <PackedLayout Layout>
-void append(Bytes& out, const Layout& layout) {
+// `Out` is a contiguous byte container: Bytes, or a frame head kept inline.
+template <PackedLayout Layout, typename Out>
+void append(Out& out, const Layout& layout) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(&layout);
   out.insert(out.end(), p, p + sizeof(Layout));
 }
 
-inline void append_bytes(Bytes& out, ByteView bytes) {
+template <typename Out>
+void append_bytes(Out& out, ByteView bytes) {
   out.insert(out.end(), bytes.begin(), bytes.end());
 }
 

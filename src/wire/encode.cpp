@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "byte_io.h"
+#include "frame_head.h"
 #include "usbnet/messages.h"
 
 namespace usbnet::wire {
@@ -16,7 +17,8 @@ using detail::make_sle32;
 
 namespace {
 
-void append_device(Bytes& out, const DeviceInfo& d) {
+template <typename Out>
+void append_device(Out& out, const DeviceInfo& d) {
   DeviceRecordHeader h{};
   h.device_id = make_le32(d.device_id);
   h.parent_id = make_le32(d.parent_id);
@@ -47,8 +49,9 @@ void append_device(Bytes& out, const DeviceInfo& d) {
 }
 
 // Appends the body of each message to `out` and returns the payload view (if any).
+template <typename Out>
 struct BodyEncoder {
-  Bytes& out;
+  Out& out;
 
   ByteView operator()(const Hello& m) const {
     HelloBody b{};
@@ -163,22 +166,39 @@ struct BodyEncoder {
 
 }  // namespace
 
-EncodedFrame encode_frame(const Message& message) {
+namespace {
+
+// The length prefix, the message header and the body up to the payload, into `head`; returns
+// the payload view.
+template <typename Out>
+ByteView encode_into(const Message& message, Out& head) {
   assert(!check(message) && "encoding a message that breaks the protocol's rules");
-  EncodedFrame frame;
-  frame.head.reserve(kFrameLengthSize + sizeof(MessageHeader) + sizeof(UrbSubmitBody));
-  frame.head.resize(kFrameLengthSize);  // the length, filled in below
+  head.clear();
+  head.resize(kFrameLengthSize);  // the length, filled in below
   MessageHeader header{};
   header.magic = make_le32(kMagic);
   header.type = make_le16(static_cast<std::uint16_t>(type_of(message)));
   header.id = make_le32(id_of(message));
-  append(frame.head, header);
-  frame.payload = std::visit(BodyEncoder{frame.head}, message);
-  const auto length = static_cast<std::uint32_t>(frame.size() - kFrameLengthSize);
+  append(head, header);
+  const ByteView payload = std::visit(BodyEncoder<Out>{head}, message);
+  const auto length = static_cast<std::uint32_t>(head.size() + payload.size() - kFrameLengthSize);
   assert(length <= kMaxFrameLength && "a frame over the cap: send the payload in pieces");
   const le32 prefix = make_le32(length);
-  std::memcpy(frame.head.data(), prefix.bytes, kFrameLengthSize);
+  std::memcpy(head.data(), prefix.bytes, kFrameLengthSize);
+  return payload;
+}
+
+}  // namespace
+
+EncodedFrame encode_frame(const Message& message) {
+  EncodedFrame frame;
+  frame.head.reserve(kFrameLengthSize + sizeof(MessageHeader) + sizeof(UrbSubmitBody));
+  frame.payload = encode_into(message, frame.head);
   return frame;
+}
+
+ByteView encode_frame_head(const Message& message, FrameHead& head) {
+  return encode_into(message, head);
 }
 
 Bytes encode(const Message& message) {
