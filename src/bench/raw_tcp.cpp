@@ -193,21 +193,27 @@ double RawTcpServer::request_response_throughput(std::size_t request, std::size_
   return rate(total, start);
 }
 
-double RawTcpServer::pipelined_throughput(std::size_t chunk, int depth, std::size_t total,
-                                          bool in) {
+double RawTcpServer::pipelined_throughput(std::size_t chunk, int depth, std::size_t total, bool in,
+                                          std::size_t buffers) {
   constexpr std::size_t kSmall = 8;
   Session s(connect_client(), in ? Command{kPingPong, u32(kSmall), u32(chunk), 0}
                                  : Command{kPingPong, u32(chunk), u32(kSmall), 0});
-  std::vector<char> data(chunk), small(kSmall);
+  std::vector<char> space(chunk * std::max<std::size_t>(buffers, 1)), small(kSmall);
+  std::size_t next = 0;  // which buffer the next message lands in
+  const auto data = [&] {
+    char* p = space.data() + (next % std::max<std::size_t>(buffers, 1)) * chunk;
+    ++next;
+    return p;
+  };
   const std::size_t count = total / chunk;
   const auto send_one = [&] {
-    require(in ? write_all(s.fd, small.data(), kSmall) : write_all(s.fd, data.data(), chunk));
+    require(in ? write_all(s.fd, small.data(), kSmall) : write_all(s.fd, data(), chunk));
   };
   const auto start = Clock::now();
   std::size_t sent = 0;
   for (; sent < count && sent < static_cast<std::size_t>(depth); ++sent) send_one();
   for (std::size_t done = 0; done < count; ++done) {
-    require(in ? read_all(s.fd, data.data(), chunk) : read_all(s.fd, small.data(), kSmall));
+    require(in ? read_all(s.fd, data(), chunk) : read_all(s.fd, small.data(), kSmall));
     if (sent < count) {
       send_one();
       ++sent;

@@ -25,8 +25,11 @@ class RawTcpServer {
   // Bytes per second moving `total` bytes in `chunk`-byte messages with `depth` of them in
   // flight: IN, the client keeps `depth` small requests outstanding and the server answers each
   // with a chunk; OUT, the client keeps `depth` chunks outstanding and the server answers each
-  // with a small acknowledgement (an asynchronous transfer queue's pattern).
-  double pipelined_throughput(std::size_t chunk, int depth, std::size_t total, bool in);
+  // with a small acknowledgement (an asynchronous transfer queue's pattern). The client's
+  // messages come from, or land in, `buffers` buffers in turn (a queue of transfers has one
+  // buffer per transfer in flight; one buffer, reused, is what a plain TCP program needs).
+  double pipelined_throughput(std::size_t chunk, int depth, std::size_t total, bool in,
+                              std::size_t buffers = 1);
   // Bytes per second streaming `total` bytes one way, written and read `chunk` bytes at a time
   // (for OUT, the clock stops when the server has read the last byte).
   double stream_throughput(std::size_t chunk, std::size_t total, bool in);
