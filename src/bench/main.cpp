@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -274,6 +275,8 @@ int pin_to_one_cpu() {
 }
 
 int driver(const char* self, const Options& o) {
+  // A worker that died is reported through its pipe, not by killing the driver.
+  std::signal(SIGPIPE, SIG_IGN);
   const int cpu = o.one_cpu ? pin_to_one_cpu() : -1;
   const fs::path dir = fs::canonical("/proc/self/exe").parent_path();
   const fs::path agent = dir / "../agent/usbnet-agent";
