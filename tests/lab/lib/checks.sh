@@ -2,11 +2,12 @@
 # The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
 # against the devices the agent in the guest exports, and fails (die) with the reason.
 
-LAB_CHECKS=(lsusb mass_storage hid ccid unplug agent_killed)
+LAB_CHECKS=(lsusb mass_storage hid ccid unplug guest_lsusb mixed_events agent_killed)
 
 # The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
 # 0627:0001 and differ by their interface protocol.
 STORAGE_ID=46f4:0001
+LOOPBACK_ID=1209:0001  # simulated, by the guest's second agent (start-agent sim)
 MTP_ID=46f4:0004
 CCID_ID=08e6:4433
 AUDIO_ID=46f4:0002
@@ -223,6 +224,97 @@ check_unplug() {
   ((status == 0)) || die "unplug_watch failed (status $status)"
 }
 
+# ---- the shim in the guest: its own devices local, the simulated agent's remote --------------
+
+# Starts the guest's simulated-device agent unless it runs.
+ensure_sim_agent() {
+  guest 30 'kill -0 $(cat /tmp/sim-agent.pid) 2>/dev/null || /lab/start-agent sim' ||
+    die "the guest's simulated-device agent does not run"
+}
+
+# lsusb and lsusb -v in the guest, plain and with the shim: with the shim, the output is the
+# plain one byte for byte once the remote devices' blocks (buses from 201) are taken out, and
+# those are the simulated agent's devices.
+check_guest_lsusb() {
+  ensure_sim_agent
+  guest 120 '
+    # Drops the blocks of remote devices (buses 201 and up) from lsusb -v output, with the
+    # blank line that starts each block.
+    drop_remote() {
+      awk "
+        /^Bus [0-9]+ Device [0-9]+: ID / {
+          keep = (\$2 + 0 < 201); if (keep) printf \"%s\", pending; pending = \"\"; if (keep) print
+          next
+        }
+        { if (keep) printf \"%s\", pending; pending = \"\" }
+        /^\$/ { pending = \"\\n\"; next }
+        { if (keep) print }
+        END { if (keep) printf \"%s\", pending }" keep=1
+    }
+    cd /tmp
+    for args in "" "-v"; do
+      name=lsusb${args:+-v}
+      lsusb $args >$name.plain 2>$name.plain.err || { echo "lsusb $args failed"; exit 1; }
+      /lab/with-shim lsusb $args >$name.shim 2>$name.shim.err || { echo "lsusb $args with the shim failed"; cat $name.shim.err; exit 1; }
+      drop_remote <$name.shim >$name.shim.local
+      if ! cmp $name.plain $name.shim.local || ! cmp $name.plain.err $name.shim.err; then
+        diff -u $name.plain $name.shim.local; diff -u $name.plain.err $name.shim.err
+        echo "lsusb $args of the local devices differs with the shim"; exit 1
+      fi
+      echo "lsusb${args:+ $args}: the local devices, $(wc -c <$name.plain) bytes, $(grep -c "^Bus" $name.plain) devices: byte for byte the same with the shim"
+    done
+    remote=$(grep "^Bus 2[0-9][0-9] " lsusb.shim)
+    echo "$remote" | sed "s/^/  remote: /"
+    for id in 1209:0001 1209:0002; do
+      echo "$remote" | grep -q " ID $id " || { echo "the remote device $id is missing"; exit 1; }
+      grep -q "^Bus 2[0-9][0-9] Device [0-9]*: ID $id " lsusb-v.shim || { echo "lsusb -v lacks the remote device $id"; exit 1; }
+    done
+    [ "$(grep -c "^Bus 2[0-9][0-9] " lsusb.shim)" -eq 2 ] || { echo "more remote devices than the simulated agent has"; exit 1; }' ||
+    die "lsusb in the guest with the shim"
+}
+
+# guest_wait_for_line FILE PATTERN SECONDS: until a line of the guest's FILE matches (grep -E).
+guest_wait_for_line() {
+  guest $(($3 + 10)) "for _ in \$(seq $(($3 * 10))); do grep -qE '$2' $1 && exit 0; sleep 0.1; done; exit 1" \
+    >/dev/null
+}
+
+# mixed_events in the guest: the stick and the mouse local, the loopback device remote, in one
+# context and one event loop (see the program); at its end, QEMU unplugs the MTP device (local)
+# and plugs it in again while the loopback device re-enumerates (remote).
+check_mixed_events() {
+  ensure_sim_agent
+  local out=/tmp/mixed_events.out
+  guest 10 "rm -f $out; (/lab/with-shim /lab/bin/mixed_events $STORAGE_ID $HID_ID $LOOPBACK_ID $MTP_ID 90 \
+    >$out 2>&1; echo \"exit status \$?\" >>$out) </dev/null >/dev/null 2>&1 &" ||
+    die "could not start mixed_events in the guest"
+  if guest_wait_for_line $out "^waiting for $MTP_ID" 100; then
+    qmp '{"execute": "device_del", "arguments": {"id": "mtp"}}' >/dev/null || die "QEMU did not unplug the MTP device"
+    guest_wait_for_line $out "^hotplug: $MTP_ID left" 20 || true
+    qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
+      die "QEMU did not plug the MTP device in again"
+  fi
+  guest_wait_for_line $out '^exit status' 100 || true
+  local output
+  output=$(guest 10 "cat $out") || die "could not read mixed_events' output"
+  echo "$output"
+  grep -q '^exit status 0$' <<<"$output" || die "mixed_events in the guest failed"
+  local bus what
+  for what in storage mouse loopback; do
+    bus=$(sed -n "s/^$what [0-9a-f:]* on bus \([0-9]*\).*/\1/p" <<<"$output")
+    [ -n "$bus" ] || die "mixed_events did not say where the $what is"
+    if [ "$what" = loopback ]; then
+      ((bus >= 201)) || die "the loopback device was not the remote one (bus $bus)"
+    else
+      ((bus < 201)) || die "the $what was not a local device (bus $bus)"
+    fi
+  done
+  echo "the stick, the mouse and the MTP device were local, the loopback device remote"
+  local driver
+  driver=$(storage_driver) || die "could not read the guest's sysfs"
+  [ "$driver" = usb-storage ] || die "usb-storage was not attached to the stick again ($driver)"
+}
+
 # ---- the agent killed: errors on the host, never a hang --------------------------------------
 
 check_agent_killed() {
@@ -231,7 +323,7 @@ check_agent_killed() {
   shim_background "$out" "$PROGRAMS/msc_read" $STORAGE_ID 1000000
   wait_for_line "$out" '^reading' 30 || { cat "$out"; die "msc_read did not start reading"; }
   sleep 1
-  guest 30 'kill -9 $(pidof usbnet-agent)' || die "could not kill the agent in the guest"
+  guest 30 'kill -9 $(cat /tmp/agent.pid)' || die "could not kill the agent in the guest"
   echo "guest: kill -9 usbnet-agent"
   local status=0 start=$SECONDS
   wait_for_exit "$BG_PID" 30 || status=$?
