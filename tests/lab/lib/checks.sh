@@ -2,7 +2,7 @@
 # The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
 # against the devices the agent in the guest exports, and fails (die) with the reason.
 
-LAB_CHECKS=(lsusb mass_storage hid ccid unplug guest_lsusb mixed_events agent_killed)
+LAB_CHECKS=(lsusb mass_storage hid ccid unplug no_udevd guest_lsusb mixed_events agent_killed)
 
 # The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
 # 0627:0001 and differ by their interface protocol.
@@ -205,23 +205,111 @@ check_ccid() {
 
 # ---- unplug: QEMU removes the MTP device; the host program sees it leave and come back -------
 
-check_unplug() {
-  local out=$LAB_DIR/unplug.out
-  shim_background "$out" "$PROGRAMS/unplug_watch" $MTP_ID 60
-  wait_for_line "$out" '^ready' 30 || { cat "$out"; die "unplug_watch did not get ready"; }
+# wait_for_count FILE PATTERN COUNT SECONDS: until COUNT lines of FILE match, or fails.
+wait_for_count() {
+  local file=$1 pattern=$2 count=$3 limit=$4 start=$SECONDS
+  until (($(grep -cE "$pattern" "$file") >= count)); do
+    ((SECONDS - start < limit)) || return 1
+    sleep 0.1
+  done
+}
+
+# plug_cycle HOLD: QEMU's device_del and device_add of the MTP device while hotplug_monitor on
+# the host counts the hotplug events for it: exactly one departure and one arrival (whichever
+# of the agent's sources, libusb's hotplug, libusb's disconnect of an open device or its own
+# enumerations, sees the change first). With HOLD=hold, unplug_watch holds the device open
+# meanwhile, a transfer waiting on it: the transfer must end with NO_DEVICE.
+plug_cycle() {
+  local hold=$1 monitor_out=$LAB_DIR/hotplug-monitor.out watch_out=$LAB_DIR/unplug.out
+  local monitor watch=
+  shim_background "$monitor_out" "$BUILD_DIR/examples/hotplug_monitor" 100 0 $MTP_ID
+  monitor=$BG_PID
+  if ! wait_for_line "$monitor_out" '^arrived' 30; then
+    kill "$monitor" 2>/dev/null || true
+    cat "$monitor_out"
+    die "hotplug_monitor did not see the MTP device"
+  fi
+  if [ "$hold" = hold ]; then
+    shim_background "$watch_out" "$PROGRAMS/unplug_watch" $MTP_ID 60
+    watch=$BG_PID
+    wait_for_line "$watch_out" '^ready' 30 || { cat "$watch_out"; die "unplug_watch did not get ready"; }
+  fi
   qmp '{"execute": "device_del", "arguments": {"id": "mtp"}}' >/dev/null || die "QEMU did not unplug the MTP device"
+  local start=$SECONDS
   echo "QEMU: device_del mtp"
-  if ! wait_for_line "$out" '^waiting for the device to return' 30; then
-    cat "$out"
-    die "the departure did not reach the host program"
+  if ! wait_for_line "$monitor_out" '^left' 20; then
+    cat "$monitor_out"
+    die "the departure did not reach the host's hotplug callback"
+  fi
+  echo "the departure reached the host's hotplug callback within $((SECONDS - start + 1)) s"
+  if [ -n "$watch" ] && ! wait_for_line "$watch_out" '^waiting for the device to return' 30; then
+    cat "$watch_out"
+    die "the departure did not reach unplug_watch"
   fi
   qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
     die "QEMU did not plug the MTP device in again"
+  start=$SECONDS
   echo "QEMU: device_add usb-mtp"
-  local status=0
-  wait_for_exit "$BG_PID" 60 || status=$?
-  cat "$out"
-  ((status == 0)) || die "unplug_watch failed (status $status)"
+  if ! wait_for_count "$monitor_out" '^arrived' 2 20; then
+    cat "$monitor_out"
+    die "the arrival did not reach the host's hotplug callback"
+  fi
+  echo "the arrival reached the host's hotplug callback within $((SECONDS - start + 1)) s"
+  if [ -n "$watch" ]; then
+    local status=0
+    wait_for_exit "$watch" 60 || status=$?
+    cat "$watch_out"
+    ((status == 0)) || die "unplug_watch failed (status $status)"
+  fi
+  # A second report of either change would come within two of the agent's enumerations.
+  sleep 3
+  kill "$monitor" 2>/dev/null || true
+  wait "$monitor" 2>/dev/null || true
+  cat "$monitor_out"
+  local arrived left
+  arrived=$(grep -c '^arrived' "$monitor_out") || true
+  left=$(grep -c '^left' "$monitor_out") || true
+  ((arrived == 2 && left == 1)) ||
+    die "hotplug_monitor saw $arrived arrivals and $left departures, not 2 (present, back) and 1"
+  echo "exactly one departure and one arrival"
+}
+
+check_unplug() {
+  plug_cycle hold
+}
+
+# ---- no udevd: the agent notices arrivals and departures all the same ------------------------
+#
+# Debian's libusb hears of devices coming and going only from udevd. Here the agent runs
+# without it (as in a container with /dev/bus/usb passed in): udevd is stopped and its control
+# socket removed (libudev then does not even listen), the agent restarted. First nobody holds
+# the device, so only the agent's own enumerations can see it leave and come back; then
+# unplug_watch holds it with a transfer waiting, which must end with NO_DEVICE. udevd and the
+# agent as it was come back at the end, whatever happens.
+
+restore_udevd() {
+  guest 60 'pidof systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
+    udevadm trigger --action=add --subsystem-match=usb && udevadm settle --timeout=30
+    kill $(cat /tmp/agent.pid) && sleep 0.5; /lab/start-agent' >/dev/null ||
+    echo "lab: could not restore udevd and the agent in the guest" >&2
+}
+
+check_no_udevd() {
+  trap restore_udevd EXIT
+  guest 30 'kill $(pidof systemd-udevd)
+    for _ in $(seq 50); do pidof systemd-udevd >/dev/null || break; sleep 0.1; done
+    ! pidof systemd-udevd >/dev/null || { echo "systemd-udevd does not stop"; exit 1; }
+    rm -f /run/udev/control
+    kill $(cat /tmp/agent.pid); sleep 0.5; /lab/start-agent' || die "could not stop udevd and restart the agent"
+  echo "guest: systemd-udevd stopped, usbnet-agent restarted without it"
+  echo "-- nobody holds the device"
+  plug_cycle free
+  echo "-- unplug_watch holds the device"
+  plug_cycle hold
+  guest 10 '! pidof systemd-udevd >/dev/null' || die "systemd-udevd ran during the check"
+  echo "systemd-udevd never ran meanwhile"
+  trap - EXIT
+  restore_udevd
 }
 
 # ---- the shim in the guest: its own devices local, the simulated agent's remote --------------
