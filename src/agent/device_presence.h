@@ -53,6 +53,8 @@ class DevicePresence {
   Changes enumerated(const std::set<UsbIdentity>& present, Clock::time_point started);
 
   bool knows(const UsbIdentity& id) const { return known_.contains(id); }
+  // Seen arriving, and neither read nor seen leaving since.
+  bool reading(const UsbIdentity& id) const { return reading_.contains(id); }
 
  private:
   void note_departure(const UsbIdentity& id, Clock::time_point seen);

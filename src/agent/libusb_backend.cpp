@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -133,6 +134,7 @@ class LibusbBackend final : public Backend {
     if (stopped_.exchange(true) || !listener_) return;
     if (hotplug_) libusb_hotplug_deregister_callback(context_->get(), hotplug_);
     rescanner_.reset();
+    settling_.clear();  // cancels the waits
   }
 
   void post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
@@ -147,11 +149,15 @@ class LibusbBackend final : public Backend {
     if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED) {
       backend->post([backend, seen, device = UsbDeviceRef(backend->context_, device)] {
         const UsbIdentity id = identify(device.get());
-        if (backend->presence_.arrival_seen(id, seen)) backend->read(id, device);
+        if (!backend->presence_.arrival_seen(id, seen)) return;
+        log::debug("{} arrived (libusb hotplug)", id.to_string());
+        backend->read(id, device);
       });
     } else {
       backend->post([backend, seen, id = identify(device)] {
-        if (backend->presence_.departure_seen(id, seen)) backend->left(id);
+        if (!backend->presence_.departure_seen(id, seen)) return;
+        log::debug("{} left (libusb hotplug)", id.to_string());
+        backend->left(id);
       });
     }
     return 0;
@@ -164,32 +170,60 @@ class LibusbBackend final : public Backend {
     for (const auto& [id, device] : found.devices) present.insert(id);
     const DevicePresence::Changes changes = presence_.enumerated(present, found.started);
     for (const UsbIdentity& id : changes.left) {
-      log::debug("{} left (found by enumeration)", id.to_string());
+      log::debug("{} left (enumeration)", id.to_string());
       left(id);
     }
     for (const UsbIdentity& id : changes.arrived) {
       for (const auto& [found_id, device] : found.devices) {
-        if (found_id == id) read(id, device);
+        if (found_id != id) continue;
+        log::debug("{} arrived (enumeration)", id.to_string());
+        read(id, device);
       }
     }
   }
 
-  // Reading descriptors talks to the device: done on the worker thread.
-  void read(const UsbIdentity& id, UsbDeviceRef device) {
-    worker_.post([this, id, device = std::move(device)] {
+  // Reading descriptors talks to the device: done on the worker thread. The kernel shows a new
+  // device (and libusb, through udevd, may report it) before it has chosen the device's
+  // configuration: a record read then would say "unconfigured" for good. So a device without
+  // an active configuration is read again a little later, for a while, before it is taken as
+  // it is.
+  static constexpr auto kSettleStep = std::chrono::milliseconds(50);
+  static constexpr int kSettleSteps = 40;  // 2 s
+
+  void read(const UsbIdentity& id, UsbDeviceRef device, int waited = 0) {
+    worker_.post([this, id, device = std::move(device), waited] {
       libusb_device_descriptor d{};
       libusb_get_device_descriptor(device.get(), &d);
       const bool hub = d.bDeviceClass == LIBUSB_CLASS_HUB;
       wire::DeviceInfo info = hub ? wire::DeviceInfo{} : read_device_info(device.get());
-      post([this, id, hub, device, info = std::move(info)] {
+      post([this, id, hub, device, waited, info = std::move(info)] {
+        if (stopped_) return;
+        const bool unconfigured = !hub && info.active_config == 0 && !info.configs.empty();
+        if (unconfigured && waited < kSettleSteps && presence_.reading(id)) {
+          return read_later(id, device, waited + 1);
+        }
+        settling_.erase(id);
         // A hub is known (so that it is not read again) but not exported: the kernel drives it.
-        if (!presence_.arrival_read(id) || hub || stopped_) return;
+        if (!presence_.arrival_read(id) || hub) return;
+        if (unconfigured) log::info("{} has no active configuration", id.to_string());
         // Its context handles events from now on (the long-lived one already does).
         device.context()->handle_events();
-        auto d = std::make_shared<LibusbDevice>(*this, device, info);
-        devices_.emplace(id, d);
-        listener_->device_arrived(d);
+        auto exported = std::make_shared<LibusbDevice>(*this, device, info);
+        devices_.emplace(id, exported);
+        listener_->device_arrived(exported);
       });
+    });
+  }
+
+  void read_later(const UsbIdentity& id, UsbDeviceRef device, int waited) {
+    if (waited == 1) log::debug("{}: not configured yet", id.to_string());
+    auto& timer = settling_[id];
+    if (!timer) timer = std::make_unique<asio::steady_timer>(io_);
+    timer->expires_after(kSettleStep);
+    timer->async_wait([this, id, device = std::move(device),
+                       waited](const boost::system::error_code& ec) mutable {
+      // Cancelled (stop, or the backend's end): `this` may be gone.
+      if (!ec) read(id, std::move(device), waited);
     });
   }
 
@@ -209,6 +243,7 @@ class LibusbBackend final : public Backend {
   libusb_hotplug_callback_handle hotplug_ = 0;
   DevicePresence presence_;                   // io thread only
   std::map<UsbIdentity, DevicePtr> devices_;  // io thread only: the exported ones
+  std::map<UsbIdentity, std::unique_ptr<asio::steady_timer>> settling_;  // io thread only
   Worker worker_;
   std::unique_ptr<UsbRescanner> rescanner_;  // last: stops first
 };

@@ -97,6 +97,7 @@ TEST_CASE("a device that leaves while it is being read is never reported") {
   DevicePresence p;
   SECTION("hotplug says so") {
     REQUIRE(p.arrival_seen(stick, t0));
+    CHECK(p.reading(stick));
     CHECK_FALSE(p.departure_seen(stick, t0 + 100ms));
   }
   SECTION("an enumeration says so") {
@@ -104,6 +105,7 @@ TEST_CASE("a device that leaves while it is being read is never reported") {
     auto c = p.enumerated({}, t0 + 1s);
     CHECK(c.left.empty());  // it was never reported: nothing to take back
   }
+  CHECK_FALSE(p.reading(stick));
   CHECK_FALSE(p.arrival_read(stick));
   CHECK_FALSE(p.knows(stick));
   // Nor read twice while it is being read.
