@@ -18,13 +18,21 @@ shim() {
   LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@"
 }
 
-# Runs a program with the shim in the background, its output in $1; sets BG_PID.
+# Runs a program with the shim in the background, its output in $1; sets BG_PID. Whatever a
+# check leaves running when it ends (it failed) is stopped then (stop_background).
+BACKGROUND=()
 shim_background() {
   local out=$1
   shift
   : >"$out"
   LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@" >"$out" 2>&1 &
   BG_PID=$!
+  BACKGROUND+=("$BG_PID")
+}
+
+stop_background() {
+  local pid
+  for pid in "${BACKGROUND[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 
 # wait_for_line FILE PATTERN SECONDS: until a line of FILE matches (grep -E), or fails.
@@ -255,6 +263,11 @@ plug_cycle() {
     die "the arrival did not reach the host's hotplug callback"
   fi
   echo "the arrival reached the host's hotplug callback within $((SECONDS - start + 1)) s"
+  # Reported once the kernel had configured it (the agent reads its record then).
+  local listed
+  listed=$(shim "$BUILD_DIR/examples/list_devices" $MTP_ID) || die "list_devices $MTP_ID failed: $listed"
+  grep -q '^  active configuration [1-9]' <<<"$listed" ||
+    die "the device came back unconfigured: $listed"
   if [ -n "$watch" ]; then
     local status=0
     wait_for_exit "$watch" 60 || status=$?
@@ -295,7 +308,7 @@ restore_udevd() {
 }
 
 check_no_udevd() {
-  trap restore_udevd EXIT
+  trap 'stop_background; restore_udevd' EXIT
   guest 30 'kill $(pidof systemd-udevd)
     for _ in $(seq 50); do pidof systemd-udevd >/dev/null || break; sleep 0.1; done
     ! pidof systemd-udevd >/dev/null || { echo "systemd-udevd does not stop"; exit 1; }
@@ -308,7 +321,7 @@ check_no_udevd() {
   plug_cycle hold
   guest 10 '! pidof systemd-udevd >/dev/null' || die "systemd-udevd ran during the check"
   echo "systemd-udevd never ran meanwhile"
-  trap - EXIT
+  trap stop_background EXIT
   restore_udevd
 }
 
@@ -432,6 +445,7 @@ run_check() {
   require_build
   load_ports
   qemu_pid >/dev/null || die "the guest is not running (it did not boot, or it stopped)"
+  trap stop_background EXIT
   "check_$name"
 }
 
