@@ -6,7 +6,8 @@
 # (a few seconds) because it carries the agent just built: busybox, the kernel modules the lab
 # loads with their dependencies, systemd-udevd from Debian's udev package (also unpacked, not
 # installed: libusb's hotplug listens to udevd, as on any Debian machine), lsusb and the usbip
-# tools, the agent and the lab's programs, and every shared library they need, found by ldd.
+# tools, the agent, the shim (for programs in the guest) and the lab's programs, and every
+# shared library they need, found by ldd.
 
 # Modules the guest loads at boot, dependencies are added: xHCI, e1000 for the network,
 # usb-storage and usbhid so that the devices have their usual kernel drivers (programs detach
