@@ -335,10 +335,12 @@ ensure_sim_agent() {
 
 # lsusb and lsusb -v in the guest, plain and with the shim: with the shim, the output is the
 # plain one byte for byte once the remote devices' blocks (buses from 201) are taken out, and
-# those are the simulated agent's devices.
+# those are the simulated agent's devices. (In a sanitized build the shim comes with ASan, whose
+# leak check would fail lsusb itself: it never releases its local devices, with or without the
+# shim. The shim's own leaks are the end-to-end tests' business.)
 check_guest_lsusb() {
   ensure_sim_agent
-  guest 120 '
+  guest 120 'export ASAN_OPTIONS=detect_leaks=0
     # Drops the blocks of remote devices (buses 201 and up) from lsusb -v output, with the
     # blank line that starts each block.
     drop_remote() {
