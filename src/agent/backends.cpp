@@ -1,6 +1,5 @@
 #include "agent/backends.h"
 
-#include "agent/libusb_backend.h"
 #include "agent/sim/sim_backend.h"
 #include "common/log.h"
 
@@ -14,7 +13,7 @@ std::string simulated_device_names() {
 
 Expected<std::vector<std::unique_ptr<Backend>>, std::string> make_backends(
     boost::asio::any_io_executor executor, const std::vector<std::string>& simulate,
-    bool real_usb) {
+    const std::optional<LibusbOptions>& real_usb) {
   std::vector<std::unique_ptr<Backend>> backends;
   if (!simulate.empty()) {
     auto sim = sim::make_sim_backend(executor, simulate);
@@ -22,7 +21,7 @@ Expected<std::vector<std::unique_ptr<Backend>>, std::string> make_backends(
     backends.push_back(std::move(*sim));
   }
   if (real_usb) {
-    if (auto usb = make_libusb_backend(executor)) {
+    if (auto usb = make_libusb_backend(executor, *real_usb)) {
       backends.push_back(std::move(*usb));
     } else {
       log::warn("{}; real USB devices are not exported", usb.error());

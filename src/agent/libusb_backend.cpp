@@ -8,10 +8,13 @@
 #include <cstring>
 #include <map>
 #include <optional>
-#include <thread>
+#include <set>
 #include <unordered_map>
 
+#include "agent/device_presence.h"
+#include "agent/usb_context.h"
 #include "agent/usb_device_info.h"
+#include "agent/usb_rescan.h"
 #include "agent/worker.h"
 #include "common/log.h"
 
@@ -29,16 +32,12 @@ std::int32_t as_wire_error(int libusb_result) {
   return wire::error_code::kOther;
 }
 
-struct ContextDeleter {
-  void operator()(libusb_context* ctx) const { libusb_exit(ctx); }
-};
-
 class LibusbBackend;
 
 class LibusbHandle final : public DeviceHandle {
  public:
-  LibusbHandle(LibusbBackend& backend, libusb_device_handle* handle)
-      : backend_(backend), handle_(handle) {}
+  LibusbHandle(LibusbBackend& backend, UsbContextPtr context, libusb_device_handle* handle)
+      : backend_(backend), context_(std::move(context)), handle_(handle) {}
   ~LibusbHandle() override;
 
   void request(const DeviceRequest& request, RequestDone done) override;
@@ -61,6 +60,7 @@ class LibusbHandle final : public DeviceHandle {
   void maybe_finish_close();
 
   LibusbBackend& backend_;
+  UsbContextPtr context_;  // the handle's context lives as long as the handle
   libusb_device_handle* handle_;
   std::unordered_map<InFlight*, std::unique_ptr<InFlight>> in_flight_;  // io thread only
   std::function<void()> close_done_;
@@ -69,147 +69,183 @@ class LibusbHandle final : public DeviceHandle {
 
 class LibusbDevice final : public Device {
  public:
-  LibusbDevice(LibusbBackend& backend, libusb_device* device, wire::DeviceInfo info)
-      : backend_(backend), device_(libusb_ref_device(device)), info_(std::move(info)) {}
-  ~LibusbDevice() override { libusb_unref_device(device_); }
+  LibusbDevice(LibusbBackend& backend, UsbDeviceRef device, wire::DeviceInfo info)
+      : backend_(backend), device_(std::move(device)), info_(std::move(info)) {}
 
   wire::DeviceInfo info() const override { return info_; }
   Expected<std::unique_ptr<DeviceHandle>, std::int32_t> open() override {
     libusb_device_handle* handle = nullptr;
-    if (const int r = libusb_open(device_, &handle); r != 0) return Unexpected{as_wire_error(r)};
-    return std::unique_ptr<DeviceHandle>(std::make_unique<LibusbHandle>(backend_, handle));
+    if (const int r = libusb_open(device_.get(), &handle); r != 0) {
+      return Unexpected{as_wire_error(r)};
+    }
+    return std::unique_ptr<DeviceHandle>(
+        std::make_unique<LibusbHandle>(backend_, device_.context(), handle));
   }
-  libusb_device* usb() const { return device_; }
 
  private:
   LibusbBackend& backend_;
-  libusb_device* device_;
+  UsbDeviceRef device_;
   wire::DeviceInfo info_;
 };
 
+// Devices are reported by two sources, libusb's hotplug callback and periodic enumerations
+// (usb_rescan.h), reconciled by DevicePresence on the io thread so that each arrival and
+// departure is reported once, by whichever source sees it first.
 class LibusbBackend final : public Backend {
  public:
-  LibusbBackend(asio::any_io_executor io, libusb_context* ctx)
-      : io_(std::move(io)), ctx_(ctx), poll_timer_(io_) {}
+  LibusbBackend(asio::any_io_executor io, UsbContextPtr context, LibusbOptions options)
+      : io_(std::move(io)), context_(std::move(context)), options_(options) {}
 
   ~LibusbBackend() override { stop(); }
 
   void start(DeviceListener& listener) override {
     listener_ = &listener;
-    events_ = std::thread([this] { handle_events(); });
+    context_->handle_events();
     if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
       const int r = libusb_hotplug_register_callback(
-          ctx_.get(),
+          context_->get(),
           static_cast<libusb_hotplug_event>(LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED |
                                             LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT),
           LIBUSB_HOTPLUG_ENUMERATE, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
           LIBUSB_HOTPLUG_MATCH_ANY, &LibusbBackend::on_hotplug, this, &hotplug_);
-      if (r == 0) return;
-      log::warn("libusb hotplug unavailable ({}); polling for devices", libusb_error_name(r));
+      if (r != 0) {
+        hotplug_ = 0;
+        log::warn("libusb hotplug unavailable ({})", libusb_error_name(r));
+      }
     }
-    poll_devices();
+    if (options_.rescan_interval.count() > 0) {
+      rescanner_ = std::make_unique<UsbRescanner>(
+          context_, options_.rescan_interval, [this](std::shared_ptr<const Enumeration> found) {
+            post([this, found = std::move(found)] { enumerated(*found); });
+          });
+    } else if (!hotplug_) {
+      log::warn("and rescanning is off: devices that come later are not exported");
+      // Neither source: the devices present now, once.
+      auto found = std::make_shared<Enumeration>();
+      found->started = DevicePresence::Clock::now();
+      for (UsbDeviceRef& d : list_devices(context_)) {
+        found->devices.emplace_back(identify(d.get()), std::move(d));
+      }
+      enumerated(*found);
+    }
   }
 
   void stop() override {
     if (stopped_.exchange(true) || !listener_) return;
-    if (hotplug_) libusb_hotplug_deregister_callback(ctx_.get(), hotplug_);
-    poll_timer_.cancel();
-    libusb_interrupt_event_handler(ctx_.get());
-    if (events_.joinable()) events_.join();
+    if (hotplug_) libusb_hotplug_deregister_callback(context_->get(), hotplug_);
+    rescanner_.reset();
+    settling_.clear();  // cancels the waits
   }
 
   void post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
   Worker& worker() { return worker_; }
-  libusb_context* context() { return ctx_.get(); }
 
  private:
-  void handle_events() {
-    while (!stopped_) {
-      timeval tv{0, 200000};
-      libusb_handle_events_timeout_completed(ctx_.get(), &tv, nullptr);
-    }
-  }
-
+  // The fast path. Runs on the event thread (or, with ENUMERATE, in start()).
   static int LIBUSB_CALL on_hotplug(libusb_context*, libusb_device* device,
                                     libusb_hotplug_event event, void* self) {
     auto* backend = static_cast<LibusbBackend*>(self);
-    libusb_ref_device(device);
+    const auto seen = DevicePresence::Clock::now();
     if (event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED) {
-      backend->arrived(device);
+      backend->post([backend, seen, device = UsbDeviceRef(backend->context_, device)] {
+        const UsbIdentity id = identify(device.get());
+        if (!backend->presence_.arrival_seen(id, seen)) return;
+        log::debug("{} arrived (libusb hotplug)", id.to_string());
+        backend->read(id, device);
+      });
     } else {
-      backend->post([backend, device] {
-        backend->left(device);
-        libusb_unref_device(device);
+      backend->post([backend, seen, id = identify(device)] {
+        if (!backend->presence_.departure_seen(id, seen)) return;
+        log::debug("{} left (libusb hotplug)", id.to_string());
+        backend->left(id);
       });
     }
     return 0;
   }
 
-  // Reading descriptors talks to the device: done on the worker thread.
-  void arrived(libusb_device* device) {
-    worker_.post([this, device] {
-      libusb_device_descriptor d{};
-      libusb_get_device_descriptor(device, &d);
-      if (d.bDeviceClass == LIBUSB_CLASS_HUB) {
-        libusb_unref_device(device);
-        return;
+  // The slow path: what an enumeration found, against what the agent knows.
+  void enumerated(const Enumeration& found) {
+    if (stopped_) return;
+    std::set<UsbIdentity> present;
+    for (const auto& [id, device] : found.devices) present.insert(id);
+    const DevicePresence::Changes changes = presence_.enumerated(present, found.started);
+    for (const UsbIdentity& id : changes.left) {
+      log::debug("{} left (enumeration)", id.to_string());
+      left(id);
+    }
+    for (const UsbIdentity& id : changes.arrived) {
+      for (const auto& [found_id, device] : found.devices) {
+        if (found_id != id) continue;
+        log::debug("{} arrived (enumeration)", id.to_string());
+        read(id, device);
       }
-      wire::DeviceInfo info = read_device_info(device);
-      post([this, device, info = std::move(info)] {
-        if (!stopped_ && !devices_.contains(device)) {
-          auto d = std::make_shared<LibusbDevice>(*this, device, info);
-          devices_.emplace(device, d);
-          listener_->device_arrived(d);
+    }
+  }
+
+  // Reading descriptors talks to the device: done on the worker thread. The kernel shows a new
+  // device (and libusb, through udevd, may report it) before it has chosen the device's
+  // configuration: a record read then would say "unconfigured" for good. So a device without
+  // an active configuration is read again a little later, for a while, before it is taken as
+  // it is.
+  static constexpr auto kSettleStep = std::chrono::milliseconds(50);
+  static constexpr int kSettleSteps = 40;  // 2 s
+
+  void read(const UsbIdentity& id, UsbDeviceRef device, int waited = 0) {
+    worker_.post([this, id, device = std::move(device), waited] {
+      libusb_device_descriptor d{};
+      libusb_get_device_descriptor(device.get(), &d);
+      const bool hub = d.bDeviceClass == LIBUSB_CLASS_HUB;
+      wire::DeviceInfo info = hub ? wire::DeviceInfo{} : read_device_info(device.get());
+      post([this, id, hub, device, waited, info = std::move(info)] {
+        if (stopped_) return;
+        const bool unconfigured = !hub && info.active_config == 0 && !info.configs.empty();
+        if (unconfigured && waited < kSettleSteps && presence_.reading(id)) {
+          return read_later(id, device, waited + 1);
         }
-        libusb_unref_device(device);
+        settling_.erase(id);
+        // A hub is known (so that it is not read again) but not exported: the kernel drives it.
+        if (!presence_.arrival_read(id) || hub) return;
+        if (unconfigured) log::info("{} has no active configuration", id.to_string());
+        // Its context handles events from now on (the long-lived one already does).
+        device.context()->handle_events();
+        auto exported = std::make_shared<LibusbDevice>(*this, device, info);
+        devices_.emplace(id, exported);
+        listener_->device_arrived(exported);
       });
     });
   }
 
-  void left(libusb_device* device) {
-    auto it = devices_.find(device);
-    if (it == devices_.end()) return;
+  void read_later(const UsbIdentity& id, UsbDeviceRef device, int waited) {
+    if (waited == 1) log::debug("{}: not configured yet", id.to_string());
+    auto& timer = settling_[id];
+    if (!timer) timer = std::make_unique<asio::steady_timer>(io_);
+    timer->expires_after(kSettleStep);
+    timer->async_wait([this, id, device = std::move(device),
+                       waited](const boost::system::error_code& ec) mutable {
+      // Cancelled (stop, or the backend's end): `this` may be gone.
+      if (!ec) read(id, std::move(device), waited);
+    });
+  }
+
+  void left(const UsbIdentity& id) {
+    auto it = devices_.find(id);
+    if (it == devices_.end()) return;  // a hub, or not exported
     const DevicePtr gone = it->second;
     devices_.erase(it);
     if (!stopped_) listener_->device_left(gone);
   }
 
-  // Without hotplug support: compare the device list every two seconds.
-  void poll_devices() {
-    if (stopped_) return;
-    libusb_device** list = nullptr;
-    const ssize_t n = libusb_get_device_list(ctx_.get(), &list);
-    std::map<libusb_device*, bool> present;
-    for (ssize_t i = 0; i < n; ++i) present[list[i]] = true;
-    for (ssize_t i = 0; i < n; ++i) {
-      if (!devices_.contains(list[i]) && !pending_.contains(list[i])) {
-        pending_[list[i]] = true;
-        arrived(libusb_ref_device(list[i]));
-      }
-    }
-    std::vector<libusb_device*> gone;
-    for (const auto& [device, d] : devices_) {
-      if (!present.contains(device)) gone.push_back(device);
-    }
-    for (libusb_device* device : gone) left(device);
-    std::erase_if(pending_, [&](const auto& p) { return devices_.contains(p.first); });
-    if (n >= 0) libusb_free_device_list(list, 1);
-    poll_timer_.expires_after(std::chrono::seconds(2));
-    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) poll_devices();
-    });
-  }
-
   asio::any_io_executor io_;
-  std::unique_ptr<libusb_context, ContextDeleter> ctx_;
+  UsbContextPtr context_;  // the long-lived context; the hotplug callback is registered on it
+  const LibusbOptions options_;
   DeviceListener* listener_ = nullptr;
   std::atomic<bool> stopped_{false};
   libusb_hotplug_callback_handle hotplug_ = 0;
-  asio::steady_timer poll_timer_;
-  std::map<libusb_device*, DevicePtr> devices_;  // io thread only
-  std::map<libusb_device*, bool> pending_;       // polled arrivals being read
+  DevicePresence presence_;                   // io thread only
+  std::map<UsbIdentity, DevicePtr> devices_;  // io thread only: the exported ones
+  std::map<UsbIdentity, std::unique_ptr<asio::steady_timer>> settling_;  // io thread only
   Worker worker_;
-  std::thread events_;
+  std::unique_ptr<UsbRescanner> rescanner_;  // last: stops first
 };
 
 // ---- LibusbHandle ------------------------------------------------------------------------
@@ -369,7 +405,7 @@ void LibusbHandle::maybe_finish_close() {
   auto done = std::move(close_done_);
   libusb_device_handle* handle = std::exchange(handle_, nullptr);
   LibusbBackend& backend = backend_;
-  backend.worker().post([&backend, handle, done = std::move(done)] {
+  backend.worker().post([&backend, context = context_, handle, done = std::move(done)] {
     libusb_close(handle);
     backend.post(done);
   });
@@ -377,12 +413,12 @@ void LibusbHandle::maybe_finish_close() {
 
 }  // namespace
 
-Expected<std::unique_ptr<Backend>, std::string> make_libusb_backend(asio::any_io_executor io) {
-  libusb_context* ctx = nullptr;
-  if (const int r = libusb_init(&ctx); r != 0) {
-    return Unexpected{std::string("libusb_init failed: ") + libusb_error_name(r)};
-  }
-  return std::unique_ptr<Backend>(std::make_unique<LibusbBackend>(std::move(io), ctx));
+Expected<std::unique_ptr<Backend>, std::string> make_libusb_backend(asio::any_io_executor io,
+                                                                    LibusbOptions options) {
+  auto context = UsbContext::create();
+  if (!context) return Unexpected{context.error()};
+  return std::unique_ptr<Backend>(
+      std::make_unique<LibusbBackend>(std::move(io), std::move(*context), options));
 }
 
 }  // namespace usbnet::agent

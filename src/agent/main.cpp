@@ -28,6 +28,7 @@ struct Flags {
   std::uint32_t heartbeat_ms = 5000;
   std::uint32_t dead_after_ms = 15000;
   std::uint32_t piece_size = wire::kDefaultPieceSize;
+  std::uint32_t rescan_ms = 1000;
 };
 
 int fail(const std::string& message) {
@@ -70,6 +71,12 @@ int main(int argc, char** argv) {
                  "Largest payload piece per frame, in bytes (512 to 1048576)")
       ->capture_default_str()
       ->check(CLI::Range(wire::kMinPieceSize, wire::kMaxPieceSize));
+  app.add_option("--rescan", flags.rescan_ms,
+                 "Milliseconds between enumerations of the real USB devices, which catch "
+                 "arrivals and departures libusb's hotplug does not report (as without udevd); "
+                 "0: rely on libusb's hotplug alone")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600000u));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -94,7 +101,9 @@ int main(int argc, char** argv) {
 
   asio::io_context io;
   agent::DeviceRegistry registry(*filter);
-  auto backends = agent::make_backends(io.get_executor(), flags.simulate, !flags.no_usb);
+  std::optional<agent::LibusbOptions> real_usb;
+  if (!flags.no_usb) real_usb = agent::LibusbOptions{std::chrono::milliseconds(flags.rescan_ms)};
+  auto backends = agent::make_backends(io.get_executor(), flags.simulate, real_usb);
   if (!backends) return fail("--simulate: " + backends.error());
 
   agent::ServerOptions options;

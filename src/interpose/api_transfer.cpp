@@ -1,10 +1,27 @@
 // Transfers: every transfer comes from the real allocator; those on remote handles are run by
 // the shim, the others by the real library.
+#include <cerrno>
+
 #include "interpose/api.h"
 #include "interpose/remote_device.h"
 #include "interpose/remote_transfer.h"
 
 using namespace usbnet::interpose;
+
+namespace {
+
+// What errno holds after a synchronous transfer on a remote device ends in an error: what
+// libusb's Linux backend leaves there. libusb promises nothing about errno, but it reaps
+// completed URBs until the kernel answers EAGAIN (ENODEV once the device is gone), and programs
+// have come to rely on it: Debian's lsusb prints "can't get debug descriptor: <errno>" unless
+// errno is EPIPE or EAGAIN, so a STALL of an optional descriptor is silent on a local device.
+// Without this, errno is whatever the shim's own system calls last left there.
+int with_libusb_errno(int result) {
+  if (result < 0) errno = result == LIBUSB_ERROR_NO_DEVICE ? ENODEV : EAGAIN;
+  return result;
+}
+
+}  // namespace
 
 USBNET_EXPORT struct libusb_transfer* libusb_alloc_transfer(int iso_packets) {
   return real().libusb_alloc_transfer(iso_packets);
@@ -51,10 +68,10 @@ USBNET_EXPORT int libusb_control_transfer(libusb_device_handle* dev_handle, uint
     return real().libusb_control_transfer(dev_handle, request_type, bRequest, wValue, wIndex, data,
                                           wLength, timeout);
   }
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
+  return with_libusb_errno(guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
     return remote_control_transfer(*handle, request_type, bRequest, wValue, wIndex, data, wLength,
                                    timeout);
-  });
+  }));
 }
 
 USBNET_EXPORT int libusb_bulk_transfer(libusb_device_handle* dev_handle, unsigned char endpoint,
@@ -64,10 +81,10 @@ USBNET_EXPORT int libusb_bulk_transfer(libusb_device_handle* dev_handle, unsigne
   if (!handle) {
     return real().libusb_bulk_transfer(dev_handle, endpoint, data, length, transferred, timeout);
   }
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
+  return with_libusb_errno(guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
     return remote_bulk_or_interrupt_transfer(*handle, endpoint, data, length, transferred, timeout,
                                              LIBUSB_TRANSFER_TYPE_BULK);
-  });
+  }));
 }
 
 USBNET_EXPORT int libusb_interrupt_transfer(libusb_device_handle* dev_handle,
@@ -78,8 +95,8 @@ USBNET_EXPORT int libusb_interrupt_transfer(libusb_device_handle* dev_handle,
     return real().libusb_interrupt_transfer(dev_handle, endpoint, data, length, transferred,
                                             timeout);
   }
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
+  return with_libusb_errno(guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
     return remote_bulk_or_interrupt_transfer(*handle, endpoint, data, length, transferred, timeout,
                                              LIBUSB_TRANSFER_TYPE_INTERRUPT);
-  });
+  }));
 }

@@ -1,7 +1,6 @@
 #include "interpose/remote_transfer.h"
 
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -240,10 +239,6 @@ int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> 
     trace_transfer(*trans_id, &t, device.bus_number(), device.info().device_address, submitted_ns,
                    monotonic_ns());
   }
-  // Some programs read errno after a failed transfer (lsusb stays quiet about a missing debug
-  // descriptor only when it is EPIPE or EAGAIN). libusb's Linux backend leaves EAGAIN, from
-  // the reap that found nothing more; so does this.
-  errno = EAGAIN;
   return status_to_error(status);
 }
 

@@ -2,11 +2,12 @@
 # The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
 # against the devices the agent in the guest exports, and fails (die) with the reason.
 
-LAB_CHECKS=(lsusb mass_storage hid ccid unplug agent_killed)
+LAB_CHECKS=(lsusb mass_storage hid ccid unplug no_udevd guest_lsusb mixed_events agent_killed)
 
 # The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
 # 0627:0001 and differ by their interface protocol.
 STORAGE_ID=46f4:0001
+LOOPBACK_ID=1209:0001  # simulated, by the guest's second agent (start-agent sim)
 MTP_ID=46f4:0004
 CCID_ID=08e6:4433
 AUDIO_ID=46f4:0002
@@ -17,13 +18,21 @@ shim() {
   LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@"
 }
 
-# Runs a program with the shim in the background, its output in $1; sets BG_PID.
+# Runs a program with the shim in the background, its output in $1; sets BG_PID. Whatever a
+# check leaves running when it ends (it failed) is stopped then (stop_background).
+BACKGROUND=()
 shim_background() {
   local out=$1
   shift
   : >"$out"
   LD_PRELOAD=$PRELOAD USBNET_AGENT=127.0.0.1:$AGENT_PORT timeout 120 "$@" >"$out" 2>&1 &
   BG_PID=$!
+  BACKGROUND+=("$BG_PID")
+}
+
+stop_background() {
+  local pid
+  for pid in "${BACKGROUND[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
 
 # wait_for_line FILE PATTERN SECONDS: until a line of FILE matches (grep -E), or fails.
@@ -204,23 +213,209 @@ check_ccid() {
 
 # ---- unplug: QEMU removes the MTP device; the host program sees it leave and come back -------
 
-check_unplug() {
-  local out=$LAB_DIR/unplug.out
-  shim_background "$out" "$PROGRAMS/unplug_watch" $MTP_ID 60
-  wait_for_line "$out" '^ready' 30 || { cat "$out"; die "unplug_watch did not get ready"; }
+# wait_for_count FILE PATTERN COUNT SECONDS: until COUNT lines of FILE match, or fails.
+wait_for_count() {
+  local file=$1 pattern=$2 count=$3 limit=$4 start=$SECONDS
+  until (($(grep -cE "$pattern" "$file") >= count)); do
+    ((SECONDS - start < limit)) || return 1
+    sleep 0.1
+  done
+}
+
+# plug_cycle HOLD: QEMU's device_del and device_add of the MTP device while hotplug_monitor on
+# the host counts the hotplug events for it: exactly one departure and one arrival (whichever
+# of the agent's sources, libusb's hotplug, libusb's disconnect of an open device or its own
+# enumerations, sees the change first). With HOLD=hold, unplug_watch holds the device open
+# meanwhile, a transfer waiting on it: the transfer must end with NO_DEVICE.
+plug_cycle() {
+  local hold=$1 monitor_out=$LAB_DIR/hotplug-monitor.out watch_out=$LAB_DIR/unplug.out
+  local monitor watch=
+  shim_background "$monitor_out" "$BUILD_DIR/examples/hotplug_monitor" 100 0 $MTP_ID
+  monitor=$BG_PID
+  if ! wait_for_line "$monitor_out" '^arrived' 30; then
+    kill "$monitor" 2>/dev/null || true
+    cat "$monitor_out"
+    die "hotplug_monitor did not see the MTP device"
+  fi
+  if [ "$hold" = hold ]; then
+    shim_background "$watch_out" "$PROGRAMS/unplug_watch" $MTP_ID 60
+    watch=$BG_PID
+    wait_for_line "$watch_out" '^ready' 30 || { cat "$watch_out"; die "unplug_watch did not get ready"; }
+  fi
   qmp '{"execute": "device_del", "arguments": {"id": "mtp"}}' >/dev/null || die "QEMU did not unplug the MTP device"
+  local start=$SECONDS
   echo "QEMU: device_del mtp"
-  if ! wait_for_line "$out" '^waiting for the device to return' 30; then
-    cat "$out"
-    die "the departure did not reach the host program"
+  if ! wait_for_line "$monitor_out" '^left' 20; then
+    cat "$monitor_out"
+    die "the departure did not reach the host's hotplug callback"
+  fi
+  echo "the departure reached the host's hotplug callback within $((SECONDS - start + 1)) s"
+  if [ -n "$watch" ] && ! wait_for_line "$watch_out" '^waiting for the device to return' 30; then
+    cat "$watch_out"
+    die "the departure did not reach unplug_watch"
   fi
   qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
     die "QEMU did not plug the MTP device in again"
+  start=$SECONDS
   echo "QEMU: device_add usb-mtp"
-  local status=0
-  wait_for_exit "$BG_PID" 60 || status=$?
-  cat "$out"
-  ((status == 0)) || die "unplug_watch failed (status $status)"
+  if ! wait_for_count "$monitor_out" '^arrived' 2 20; then
+    cat "$monitor_out"
+    die "the arrival did not reach the host's hotplug callback"
+  fi
+  echo "the arrival reached the host's hotplug callback within $((SECONDS - start + 1)) s"
+  # Reported once the kernel had configured it (the agent reads its record then).
+  local listed
+  listed=$(shim "$BUILD_DIR/examples/list_devices" $MTP_ID) || die "list_devices $MTP_ID failed: $listed"
+  grep -q '^  active configuration [1-9]' <<<"$listed" ||
+    die "the device came back unconfigured: $listed"
+  if [ -n "$watch" ]; then
+    local status=0
+    wait_for_exit "$watch" 60 || status=$?
+    cat "$watch_out"
+    ((status == 0)) || die "unplug_watch failed (status $status)"
+  fi
+  # A second report of either change would come within two of the agent's enumerations.
+  sleep 3
+  kill "$monitor" 2>/dev/null || true
+  wait "$monitor" 2>/dev/null || true
+  cat "$monitor_out"
+  local arrived left
+  arrived=$(grep -c '^arrived' "$monitor_out") || true
+  left=$(grep -c '^left' "$monitor_out") || true
+  ((arrived == 2 && left == 1)) ||
+    die "hotplug_monitor saw $arrived arrivals and $left departures, not 2 (present, back) and 1"
+  echo "exactly one departure and one arrival"
+}
+
+check_unplug() {
+  plug_cycle hold
+}
+
+# ---- no udevd: the agent notices arrivals and departures all the same ------------------------
+#
+# Debian's libusb hears of devices coming and going only from udevd. Here the agent runs
+# without it (as in a container with /dev/bus/usb passed in): udevd is stopped and its control
+# socket removed (libudev then does not even listen), the agent restarted. First nobody holds
+# the device, so only the agent's own enumerations can see it leave and come back; then
+# unplug_watch holds it with a transfer waiting, which must end with NO_DEVICE. udevd and the
+# agent as it was come back at the end, whatever happens.
+
+restore_udevd() {
+  guest 60 'pidof systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
+    udevadm trigger --action=add --subsystem-match=usb && udevadm settle --timeout=30
+    kill $(cat /tmp/agent.pid) && sleep 0.5; /lab/start-agent' >/dev/null ||
+    echo "lab: could not restore udevd and the agent in the guest" >&2
+}
+
+check_no_udevd() {
+  trap 'stop_background; restore_udevd' EXIT
+  guest 30 'kill $(pidof systemd-udevd)
+    for _ in $(seq 50); do pidof systemd-udevd >/dev/null || break; sleep 0.1; done
+    ! pidof systemd-udevd >/dev/null || { echo "systemd-udevd does not stop"; exit 1; }
+    rm -f /run/udev/control
+    kill $(cat /tmp/agent.pid); sleep 0.5; /lab/start-agent' || die "could not stop udevd and restart the agent"
+  echo "guest: systemd-udevd stopped, usbnet-agent restarted without it"
+  echo "-- nobody holds the device"
+  plug_cycle free
+  echo "-- unplug_watch holds the device"
+  plug_cycle hold
+  guest 10 '! pidof systemd-udevd >/dev/null' || die "systemd-udevd ran during the check"
+  echo "systemd-udevd never ran meanwhile"
+  trap stop_background EXIT
+  restore_udevd
+}
+
+# ---- the shim in the guest: its own devices local, the simulated agent's remote --------------
+
+# Starts the guest's simulated-device agent unless it runs.
+ensure_sim_agent() {
+  guest 30 'kill -0 $(cat /tmp/sim-agent.pid) 2>/dev/null || /lab/start-agent sim' ||
+    die "the guest's simulated-device agent does not run"
+}
+
+# lsusb and lsusb -v in the guest, plain and with the shim: with the shim, the output is the
+# plain one byte for byte once the remote devices' blocks (buses from 201) are taken out, and
+# those are the simulated agent's devices. (In a sanitized build the shim comes with ASan, whose
+# leak check would fail lsusb itself: it never releases its local devices, with or without the
+# shim. The shim's own leaks are the end-to-end tests' business.)
+check_guest_lsusb() {
+  ensure_sim_agent
+  guest 120 'export ASAN_OPTIONS=detect_leaks=0
+    # Drops the blocks of remote devices (buses 201 and up) from lsusb -v output, with the
+    # blank line that starts each block.
+    drop_remote() {
+      awk "
+        /^Bus [0-9]+ Device [0-9]+: ID / {
+          keep = (\$2 + 0 < 201); if (keep) printf \"%s\", pending; pending = \"\"; if (keep) print
+          next
+        }
+        { if (keep) printf \"%s\", pending; pending = \"\" }
+        /^\$/ { pending = \"\\n\"; next }
+        { if (keep) print }
+        END { if (keep) printf \"%s\", pending }" keep=1
+    }
+    cd /tmp
+    for args in "" "-v"; do
+      name=lsusb${args:+-v}
+      lsusb $args >$name.plain 2>$name.plain.err || { echo "lsusb $args failed"; exit 1; }
+      /lab/with-shim lsusb $args >$name.shim 2>$name.shim.err || { echo "lsusb $args with the shim failed"; cat $name.shim.err; exit 1; }
+      drop_remote <$name.shim >$name.shim.local
+      if ! cmp $name.plain $name.shim.local || ! cmp $name.plain.err $name.shim.err; then
+        diff -u $name.plain $name.shim.local; diff -u $name.plain.err $name.shim.err
+        echo "lsusb $args of the local devices differs with the shim"; exit 1
+      fi
+      echo "lsusb${args:+ $args}: the local devices, $(wc -c <$name.plain) bytes, $(grep -c "^Bus" $name.plain) devices: byte for byte the same with the shim"
+    done
+    remote=$(grep "^Bus 2[0-9][0-9] " lsusb.shim)
+    echo "$remote" | sed "s/^/  remote: /"
+    for id in 1209:0001 1209:0002; do
+      echo "$remote" | grep -q " ID $id " || { echo "the remote device $id is missing"; exit 1; }
+      grep -q "^Bus 2[0-9][0-9] Device [0-9]*: ID $id " lsusb-v.shim || { echo "lsusb -v lacks the remote device $id"; exit 1; }
+    done
+    [ "$(grep -c "^Bus 2[0-9][0-9] " lsusb.shim)" -eq 2 ] || { echo "more remote devices than the simulated agent has"; exit 1; }' ||
+    die "lsusb in the guest with the shim"
+}
+
+# guest_wait_for_line FILE PATTERN SECONDS: until a line of the guest's FILE matches (grep -E).
+guest_wait_for_line() {
+  guest $(($3 + 10)) "for _ in \$(seq $(($3 * 10))); do grep -qE '$2' $1 && exit 0; sleep 0.1; done; exit 1" \
+    >/dev/null
+}
+
+# mixed_events in the guest: the stick and the mouse local, the loopback device remote, in one
+# context and one event loop (see the program); at its end, QEMU unplugs the MTP device (local)
+# and plugs it in again while the loopback device re-enumerates (remote).
+check_mixed_events() {
+  ensure_sim_agent
+  local out=/tmp/mixed_events.out
+  guest 10 "rm -f $out; (/lab/with-shim /lab/bin/mixed_events $STORAGE_ID $HID_ID $LOOPBACK_ID $MTP_ID 90 \
+    >$out 2>&1; echo \"exit status \$?\" >>$out) </dev/null >/dev/null 2>&1 &" ||
+    die "could not start mixed_events in the guest"
+  if guest_wait_for_line $out "^waiting for $MTP_ID" 100; then
+    qmp '{"execute": "device_del", "arguments": {"id": "mtp"}}' >/dev/null || die "QEMU did not unplug the MTP device"
+    guest_wait_for_line $out "^hotplug: $MTP_ID left" 20 || true
+    qmp "{\"execute\": \"device_add\", \"arguments\": $(mtp_device_json)}" >/dev/null ||
+      die "QEMU did not plug the MTP device in again"
+  fi
+  guest_wait_for_line $out '^exit status' 100 || true
+  local output
+  output=$(guest 10 "cat $out") || die "could not read mixed_events' output"
+  echo "$output"
+  grep -q '^exit status 0$' <<<"$output" || die "mixed_events in the guest failed"
+  local bus what
+  for what in storage mouse loopback; do
+    bus=$(sed -n "s/^$what [0-9a-f:]* on bus \([0-9]*\).*/\1/p" <<<"$output")
+    [ -n "$bus" ] || die "mixed_events did not say where the $what is"
+    if [ "$what" = loopback ]; then
+      ((bus >= 201)) || die "the loopback device was not the remote one (bus $bus)"
+    else
+      ((bus < 201)) || die "the $what was not a local device (bus $bus)"
+    fi
+  done
+  echo "the stick, the mouse and the MTP device were local, the loopback device remote"
+  local driver
+  driver=$(storage_driver) || die "could not read the guest's sysfs"
+  [ "$driver" = usb-storage ] || die "usb-storage was not attached to the stick again ($driver)"
 }
 
 # ---- the agent killed: errors on the host, never a hang --------------------------------------
@@ -231,7 +426,7 @@ check_agent_killed() {
   shim_background "$out" "$PROGRAMS/msc_read" $STORAGE_ID 1000000
   wait_for_line "$out" '^reading' 30 || { cat "$out"; die "msc_read did not start reading"; }
   sleep 1
-  guest 30 'kill -9 $(pidof usbnet-agent)' || die "could not kill the agent in the guest"
+  guest 30 'kill -9 $(cat /tmp/agent.pid)' || die "could not kill the agent in the guest"
   echo "guest: kill -9 usbnet-agent"
   local status=0 start=$SECONDS
   wait_for_exit "$BG_PID" 30 || status=$?
@@ -252,6 +447,7 @@ run_check() {
   require_build
   load_ports
   qemu_pid >/dev/null || die "the guest is not running (it did not boot, or it stopped)"
+  trap stop_background EXIT
   "check_$name"
 }
 

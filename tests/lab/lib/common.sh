@@ -39,7 +39,7 @@ SHIM=$BUILD_DIR/src/interpose/libusbnet.so
 PRELOAD=${USBNET_LAB_PRELOAD:-$SHIM}
 AGENT=$BUILD_DIR/src/agent/usbnet-agent
 PROGRAMS=$BUILD_DIR/tests/lab
-LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch tcp_source)
+LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch mixed_events tcp_source)
 
 require_build() {
   local f

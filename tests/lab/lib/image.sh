@@ -6,7 +6,8 @@
 # (a few seconds) because it carries the agent just built: busybox, the kernel modules the lab
 # loads with their dependencies, systemd-udevd from Debian's udev package (also unpacked, not
 # installed: libusb's hotplug listens to udevd, as on any Debian machine), lsusb and the usbip
-# tools, the agent and the lab's programs, and every shared library they need, found by ldd.
+# tools, the agent, the shim (for programs in the guest) and the lab's programs, and every
+# shared library they need, found by ldd.
 
 # Modules the guest loads at boot, dependencies are added: xHCI, e1000 for the network,
 # usb-storage and usbhid so that the devices have their usual kernel drivers (programs detach
@@ -127,7 +128,8 @@ build_initramfs() {
   cp /bin/busybox "$ROOT/bin/busybox"
   if ldd /bin/busybox >/dev/null 2>&1; then die "/bin/busybox is not static: install busybox-static"; fi
   install -m 755 "$LAB_SRC/guest/init" "$ROOT/init"
-  install -m 755 "$LAB_SRC/guest/serve" "$LAB_SRC/guest/start-agent" "$ROOT/lab/"
+  install -m 755 "$LAB_SRC/guest/serve" "$LAB_SRC/guest/start-agent" "$LAB_SRC/guest/with-shim" \
+    "$ROOT/lab/"
   printf 'root:x:0:0:root:/:/bin/sh\n' >"$ROOT/etc/passwd"
   printf 'root:x:0:\n' >"$ROOT/etc/group"
 
@@ -167,9 +169,29 @@ build_initramfs() {
   copy_program "$BUILD_DIR/examples/list_devices" /lab/bin/list_devices strip
   local p
   for p in "${LAB_PROGRAM_NAMES[@]}"; do copy_program "$PROGRAMS/$p" "/lab/bin/$p" strip; done
+  copy_shim
 
   (cd "$ROOT" && find . | busybox cpio -o -H newc --quiet) >"$LAB_DIR/initramfs.cpio" ||
     die "packing the initramfs failed"
+}
+
+# The shim, for programs in the guest that use its local devices and the simulated agent's
+# together (/lab/with-shim), and what LD_PRELOAD gets there: $PRELOAD with the shim's path
+# replaced (a sanitized build preloads the sanitizer runtimes first; they go to the same paths).
+copy_shim() {
+  copy_program "$SHIM" /lab/lib/libusbnet.so strip
+  local entry entries preload=()
+  IFS=: read -ra entries <<<"$PRELOAD"
+  for entry in "${entries[@]}"; do
+    [ -n "$entry" ] || continue
+    if [ "$entry" -ef "$SHIM" ]; then
+      preload+=(/lab/lib/libusbnet.so)
+    else
+      copy_program "$entry" "$entry"
+      preload+=("$entry")
+    fi
+  done
+  (IFS=:; echo "${preload[*]}") >"$ROOT/lab/preload"
 }
 
 prepare_image() {
