@@ -13,37 +13,21 @@
 #include <optional>
 #include <string>
 
+#include "example_util.h"
+
 namespace lab {
 
-// Ends the program with a message when a libusb call fails.
-inline int check(int r, const char* what) {
-  if (r < 0) {
-    std::fprintf(stderr, "%s: %s\n", what, libusb_error_name(r));
-    std::exit(1);
-  }
-  return r;
-}
+// The examples' helpers: checked calls, RAII contexts and handles, CRC-32.
+using example::check;
+using example::Context;
+using example::crc32;
+using example::Handle;
+using example::init;
 
 [[noreturn]] inline void fail(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::exit(1);
 }
-
-struct ContextDeleter {
-  void operator()(libusb_context* ctx) const { libusb_exit(ctx); }
-};
-using Context = std::unique_ptr<libusb_context, ContextDeleter>;
-
-inline Context init() {
-  libusb_context* ctx = nullptr;
-  check(libusb_init(&ctx), "libusb_init");
-  return Context(ctx);
-}
-
-struct HandleCloser {
-  void operator()(libusb_device_handle* h) const { libusb_close(h); }
-};
-using Handle = std::unique_ptr<libusb_device_handle, HandleCloser>;
 
 struct ConfigDeleter {
   void operator()(libusb_config_descriptor* c) const { libusb_free_config_descriptor(c); }
@@ -52,13 +36,7 @@ using Config = std::unique_ptr<libusb_config_descriptor, ConfigDeleter>;
 
 // "46f4:0001" -> vid, pid; exits on anything else.
 inline void parse_vid_pid(const char* text, std::uint16_t& vid, std::uint16_t& pid) {
-  unsigned v, p;
-  char extra;
-  if (std::sscanf(text, "%4x:%4x%c", &v, &p, &extra) != 2) {
-    fail(std::string("not a VID:PID in hex: ") + text);
-  }
-  vid = static_cast<std::uint16_t>(v);
-  pid = static_cast<std::uint16_t>(p);
+  if (!example::parse_vid_pid(text, vid, pid)) fail(std::string("not a VID:PID in hex: ") + text);
 }
 
 // One interface of an opened device, with its first endpoints of each direction and type.
@@ -140,16 +118,6 @@ inline Interface open_interface(libusb_context* ctx, std::uint16_t vid, std::uin
 
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// CRC-32 (IEEE 802.3), to compare what was written with what was read back.
-inline std::uint32_t crc32(const unsigned char* data, std::size_t n, std::uint32_t crc = 0) {
-  crc = ~crc;
-  for (std::size_t i = 0; i < n; ++i) {
-    crc ^= data[i];
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1)));
-  }
-  return ~crc;
 }
 
 }  // namespace lab
