@@ -171,8 +171,8 @@ TEST_CASE("usbnet list prints what the agent exports, lsusb style") {
   AgentProcess agent({"--simulate", "loopback,mouse"});
   const RunResult r = run({Programs::cli(), "list", "--agent", agent.endpoint()});
   CHECK(r.status == 0);
-  CHECK(r.out.find("Bus 001 Device 002: ID 1209:0001 usbnet Loopback") != std::string::npos);
-  CHECK(r.out.find("Bus 001 Device 003: ID 1209:0002 usbnet Boot Mouse") != std::string::npos);
+  CHECK(r.out.find("Bus 100 Device 002: ID 1209:0001 usbnet Loopback") != std::string::npos);
+  CHECK(r.out.find("Bus 100 Device 003: ID 1209:0002 usbnet Boot Mouse") != std::string::npos);
   CHECK(r.out.find("480M, serial LB0001") != std::string::npos);
   CHECK(r.out.find("12M, serial MS0001") != std::string::npos);
   const RunResult down =

@@ -65,7 +65,7 @@ TEST_CASE("the device list carries every simulated device with its raw descripto
   std::set<std::uint16_t> products;
   for (const auto& d : devices) {
     CHECK(d.device_id != 0);
-    CHECK(d.bus_number == 1);
+    CHECK(d.bus_number == 100);
     CHECK(d.port_numbers.size() == 1);
     CHECK(d.active_config == 1);
     CHECK(d.device_descriptor[0] == 18);

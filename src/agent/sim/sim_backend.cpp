@@ -11,6 +11,11 @@ namespace usbnet::agent::sim {
 
 namespace {
 
+// The bus the simulated devices hang from. Linux numbers its real buses from 1 to 64
+// (USB_MAXBUS), so an agent that exports both kinds never shows two devices with one bus and
+// address.
+constexpr std::uint8_t kSimulatedBus = 100;
+
 using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
 
 const std::map<std::string, Factory>& factories() {
@@ -58,7 +63,7 @@ class SimBackend final : public Backend {
   // A new device on the slot's port, with the next address, as after a real enumeration.
   void plug(Slot& slot) {
     slot.device = factories().at(slot.name)(executor_);
-    slot.device->set_location(1, next_address_++, slot.port);
+    slot.device->set_location(kSimulatedBus, next_address_++, slot.port);
     slot.device->on_detach([this, &slot](std::chrono::milliseconds delay) { detach(slot, delay); });
     listener_->device_arrived(slot.device);
   }
