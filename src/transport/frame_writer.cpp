@@ -68,8 +68,8 @@ Withdrawn FrameWriter::withdraw(std::uint32_t trans_id) {
   syscall_done_.wait(lock, [this] { return !in_syscall_; });
   bool head_dropped = false;
   bool pieces_dropped = false;
-  auto drop = [&](std::deque<QueuedFrame>& queue) {
-    std::erase_if(queue, [&](const QueuedFrame& f) {
+  auto drop = [&](FrameQueue<QueuedFrame>& queue) {
+    queue.erase_if([&](const QueuedFrame& f) {
       if (f.trans_id != trans_id) return false;
       (f.urb_head ? head_dropped : pieces_dropped) = true;
       return true;
@@ -84,13 +84,25 @@ Withdrawn FrameWriter::withdraw(std::uint32_t trans_id) {
 }
 
 void FrameWriter::cork() {
-  std::lock_guard lock(mutex_);
-  if (corks_++ == 0) cork_owner_ = std::this_thread::get_id();
+  if (corks_.fetch_add(1, std::memory_order_acq_rel) == 0) {
+    cork_owner_.store(std::this_thread::get_id(), std::memory_order_release);
+  }
 }
 
 void FrameWriter::uncork() {
+  if (corks_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (!held_.load(std::memory_order_acquire)) return;
   Lock lock(mutex_);
-  if (--corks_ > 0 || writing_ || closed_) return;
+  held_ = false;
+  // A writer at work sends the held frames too; a blocked socket sends them when it has room.
+  if (writing_ || blocked_ || closed_) return;
+  if (urgent_.size() == 1 && ready_pieces_.empty() && streams_.empty() &&
+      partial_offset_ == partial_.size()) {
+    // One frame (a single answer to what was read): the short way.
+    QueuedFrame frame = std::move(urgent_.front());
+    urgent_.pop_front();
+    return write_alone(std::move(frame), lock);
+  }
   writing_ = true;
   flush(lock);
 }
@@ -127,14 +139,17 @@ void FrameWriter::close() {
 bool FrameWriter::enqueue(QueuedFrame frame, std::optional<PayloadStream> stream) {
   Lock lock(mutex_);
   if (closed_) return false;
-  if (!stream && corks_ == 0 && idle_locked()) {
+  const bool corked = corks_.load(std::memory_order_acquire) > 0;
+  if (!stream && !corked && idle_locked()) {
     // Nothing ahead of it and nobody writing: out at once, without passing through the queue.
     write_alone(std::move(frame), lock);
     return true;
   }
   urgent_.push_back(std::move(frame));
   if (stream) streams_.push_back(std::move(*stream));
-  if (writing_ || blocked_ || (corks_ > 0 && cork_owner_ == std::this_thread::get_id())) {
+  if (writing_ || blocked_) return true;
+  if (corked && cork_owner_.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    held_ = true;  // goes out at uncork()
     return true;
   }
   writing_ = true;
@@ -214,7 +229,7 @@ void FrameWriter::flush(Lock& lock) {
     };
     add(partial_.data() + partial_offset_, partial_.size() - partial_offset_);
     std::array<std::size_t, 2> batch{0, 0};  // frames of urgent_ and ready_pieces_ included
-    const std::array<const std::deque<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
+    const std::array<const FrameQueue<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
     for (std::size_t q = 0; q < queues.size(); ++q) {
       for (const QueuedFrame& f : *queues[q]) {
         if (count + 2 > kMaxIovecs) break;
@@ -255,6 +270,7 @@ void FrameWriter::flush(Lock& lock) {
 // The queues are empty: nobody writes any more.
 void FrameWriter::finished(Lock&) {
   writing_ = false;
+  held_ = false;
   if (draining_) owner_.drained();
 }
 
@@ -268,9 +284,9 @@ void FrameWriter::consume(std::size_t n, std::array<std::size_t, 2> batch) {
     partial_.clear();
     partial_offset_ = 0;
   }
-  const std::array<std::deque<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
+  const std::array<FrameQueue<QueuedFrame>*, 2> queues{&urgent_, &ready_pieces_};
   for (std::size_t q = 0; q < queues.size() && n > 0; ++q) {
-    std::deque<QueuedFrame>& queue = *queues[q];
+    FrameQueue<QueuedFrame>& queue = *queues[q];
     for (; batch[q] > 0 && n > 0; --batch[q]) {
       QueuedFrame& f = queue.front();
       if (n >= f.size()) {

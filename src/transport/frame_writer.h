@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "transport/connection.h"
+#include "transport/frame_queue.h"
 #include "transport/now_ns.h"
 #include "usbnet/pieces.h"
 #include "wire/frame_head.h"
@@ -97,16 +98,21 @@ class FrameWriter {
   std::atomic<std::int64_t> last_write_ns_;
   std::atomic<bool> draining_{false};
 
+  // Corking takes no lock: a thread that corks, reads and uncorks without sending anything (a
+  // client reading completions) pays two atomic operations. `held_` says that the corking thread
+  // queued frames that the uncork must send.
+  std::atomic<int> corks_{0};
+  std::atomic<std::thread::id> cork_owner_;
+  std::atomic<bool> held_{false};
+
   std::mutex mutex_;  // guards everything below
-  std::deque<QueuedFrame> urgent_;
-  std::deque<QueuedFrame> ready_pieces_;
+  FrameQueue<QueuedFrame> urgent_;
+  FrameQueue<QueuedFrame> ready_pieces_;
   std::deque<PayloadStream> streams_;
   wire::Bytes partial_;
   std::size_t partial_offset_ = 0;
   bool writing_ = false;              // a thread is flushing
   std::atomic<bool> blocked_{false};  // the socket was full: the rest waits for room
-  int corks_ = 0;
-  std::thread::id cork_owner_;
   bool in_syscall_ = false;  // the writer is inside sendmsg() with a batch of borrowed bytes
   std::condition_variable syscall_done_;
   bool closed_ = false;
