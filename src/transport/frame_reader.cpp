@@ -1,0 +1,70 @@
+#include "transport/frame_reader.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "transport/now_ns.h"
+
+namespace usbnet::transport {
+
+namespace {
+
+constexpr std::size_t kReadBufferSize = 1024 * 1024;
+// The read after a large payload: enough for the heads of the frames that follow.
+constexpr std::size_t kSmallRead = 4096;
+
+}  // namespace
+
+FrameReader::FrameReader(int fd, const std::string& peer_name)
+    : fd_(fd), peer_name_(peer_name), read_buffer_(kReadBufferSize), last_read_ns_(now_ns()) {}
+
+std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSink& sink) {
+  for (int rounds = 0; rounds < 64; ++rounds) {
+    // A large URB payload goes straight to its transfer buffer; otherwise the read buffer takes
+    // what is there: all of it, or only a little after a large payload, so that the next large
+    // frame's head arrives without much of its payload (which would be copied).
+    const std::span<std::uint8_t> direct = decoder_.direct_target();
+    const std::span<std::uint8_t> into =
+        !direct.empty() ? direct
+                        : std::span<std::uint8_t>(read_buffer_)
+                              .first(small_reads_ ? kSmallRead : read_buffer_.size());
+    const ssize_t n = ::recv(fd_, into.data(), into.size(), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::nullopt;
+    if (n <= 0) {
+      return Failure{n == 0 ? "connection closed by peer" : std::string(std::strerror(errno)), {}};
+    }
+    const auto got = static_cast<std::size_t>(n);
+    if (auto failure = consume(got, !direct.empty(), sink)) return failure;
+    if (direct.empty() && got == into.size() && decoder_.direct_target().empty()) {
+      small_reads_ = false;  // small frames queue up: read them in bulk
+    }
+    // A short read took everything there was: the next recv() would find nothing.
+    if (got < into.size()) return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Decodes `n` bytes just read (into the read buffer, or directly to a payload's place).
+std::optional<FrameReader::Failure> FrameReader::consume(std::size_t n, bool direct,
+                                                         wire::MessageSink& sink) {
+  last_read_ns_ = now_ns();
+  auto error = direct ? decoder_.direct_received(n, sink)
+                      : decoder_.feed(wire::ByteView(read_buffer_.data(), n), sink);
+  if (!decoder_.direct_target().empty()) small_reads_ = true;
+  if (!error) return std::nullopt;
+  const std::string name(wire::wire_error_name(*error));
+  // The owner reports the closing, with this reason, in one line.
+  log::debug("{}: protocol error: {}; closing the connection", peer_name_, name);
+  // A peer of another protocol version learns which one this side speaks.
+  const bool version = *error == wire::WireError::UnsupportedVersion;
+  return Failure{fmt::format("protocol error: {} ({})", name, wire::wire_error_description(*error)),
+                 wire::Error{0, version ? wire::error_code::kNotSupported : wire::error_code::kIo,
+                             version ? "protocol version not supported (this side speaks version 1)"
+                                     : "protocol error: " + name}};
+}
+
+}  // namespace usbnet::transport
