@@ -23,7 +23,6 @@
 #include <thread>
 
 #include "transport/connection.h"
-#include "transport/frame_queue.h"
 #include "transport/now_ns.h"
 #include "usbnet/pieces.h"
 #include "wire/frame_head.h"
@@ -82,6 +81,10 @@ class FrameWriter {
     wire::PieceSplitter splitter;
     std::shared_ptr<const void> keepalive;
   };
+  // A deque, not a vector: flush() hands the kernel pointers into queued frames (their inline
+  // heads) and releases the lock during sendmsg(), while other threads append frames; a deque
+  // never moves its elements on push_back or push_front.
+  using FrameQueue = std::deque<QueuedFrame>;
   using Lock = std::unique_lock<std::mutex>;
 
   bool enqueue(QueuedFrame frame, std::optional<PayloadStream> stream);
@@ -106,8 +109,8 @@ class FrameWriter {
   std::atomic<bool> held_{false};
 
   std::mutex mutex_;  // guards everything below
-  FrameQueue<QueuedFrame> urgent_;
-  FrameQueue<QueuedFrame> ready_pieces_;
+  FrameQueue urgent_;
+  FrameQueue ready_pieces_;
   std::deque<PayloadStream> streams_;
   wire::Bytes partial_;
   std::size_t partial_offset_ = 0;

@@ -248,6 +248,9 @@ TEST_CASE("an agent killed during a transfer: the call returns NO_DEVICE, never 
   }
 }
 
+// ThreadSanitizer cannot follow a child forked from a process with threads (it aborts in the
+// child), so a TSan build leaves this one out; the plain and ASan builds run it.
+#ifndef __SANITIZE_THREAD__
 TEST_CASE("fork: the child connects afresh, the parent's connection is unharmed") {
   AgentProcess agent;
   const RunResult r = run({Programs::test_program("fork_check")}, shim_env(agent));
@@ -257,6 +260,7 @@ TEST_CASE("fork: the child connects afresh, the parent's connection is unharmed"
         std::string::npos);
   CHECK(r.out.find("parent: 0 failed transfers, child exit 0") != std::string::npos);
 }
+#endif
 
 TEST_CASE("two agents at once: devices from both") {
   AgentProcess first({"--simulate", "loopback"}), second({"--simulate", "mouse"});

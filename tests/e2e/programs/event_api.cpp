@@ -18,6 +18,10 @@ using checks::check;
 using checks::failures;
 
 void LIBUSB_CALL set_flag(libusb_transfer* t) { *static_cast<int*>(t->user_data) = 1; }
+// For a flag that another thread reads while the event thread runs the callback.
+void LIBUSB_CALL set_shared_flag(libusb_transfer* t) {
+  static_cast<std::atomic<int>*>(t->user_data)->store(1);
+}
 
 }  // namespace
 
@@ -55,11 +59,11 @@ int main() {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   unsigned char out[100], in[512];
   for (int i = 0; i < 100; ++i) out[i] = static_cast<unsigned char>(i);
-  int wrote = 0, read = 0;
+  std::atomic<int> wrote = 0, read = 0;
   libusb_transfer* w = libusb_alloc_transfer(0);
-  libusb_fill_bulk_transfer(w, h, 0x01, out, 100, &set_flag, &wrote, 2000);
+  libusb_fill_bulk_transfer(w, h, 0x01, out, 100, &set_shared_flag, &wrote, 2000);
   libusb_transfer* r = libusb_alloc_transfer(0);
-  libusb_fill_bulk_transfer(r, h, 0x81, in, 512, &set_flag, &read, 2000);
+  libusb_fill_bulk_transfer(r, h, 0x81, in, 512, &set_shared_flag, &read, 2000);
   libusb_submit_transfer(r);
   libusb_submit_transfer(w);
   libusb_lock_event_waiters(ctx);
