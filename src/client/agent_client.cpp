@@ -333,7 +333,15 @@ class AgentClient::Impl {
       pending.swap(pending_);
       devices_.clear();
       conn_.reset();
-      if (!was_ready) last_error_ = refusal_.empty() ? reason : refusal_;
+      // A connection the port accepted but that ended before the handshake was done: what
+      // listens there is not an agent that wants us (a TLS tunnel that refused this side,
+      // another service), which the bare reason ("Connection reset by peer") does not say.
+      if (!was_ready) {
+        last_error_ = !refusal_.empty() ? refusal_
+                                        : "the handshake failed: " + reason +
+                                              " (is a usbnet agent listening there, or did a "
+                                              "tunnel in between refuse this side?)";
+      }
       set_idle_locked();
     }
     refusal_.clear();

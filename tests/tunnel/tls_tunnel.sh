@@ -300,7 +300,8 @@ expect_refused() {
     "$BULK_BIN" 1209:0001 200
   [ "$RUN_STATUS" -eq 1 ] || fail "bulk_loopback exited with status $RUN_STATUS, not 1"
   [ ! -s refused.out ] || fail "bulk_loopback printed something on stdout"
-  local warning="^libusbnet: warn: cannot reach the agent at 127\.0\.0\.1:$port: .*; going on without its devices\$"
+  # The tunnel accepted the TCP connection and then dropped it: the handshake failed.
+  local warning="^libusbnet: warn: cannot reach the agent at 127\.0\.0\.1:$port: the handshake failed: .*; going on without its devices\$"
   [ "$(grep -c '^libusbnet' refused.err || true)" -eq 1 ] ||
     fail "the shim did not print exactly one line"
   grep -qE -- "$warning" refused.err || fail "the shim's line is not the warning expected"
@@ -311,7 +312,8 @@ expect_refused() {
   say "usbnet list --agent 127.0.0.1:$port: refused"
   run_program list_refused 30 "$CLI_BIN" list --agent "127.0.0.1:$port"
   [ "$RUN_STATUS" -eq 1 ] || fail "usbnet list exited with status $RUN_STATUS, not 1"
-  expect_in list_refused.err "usbnet: cannot list 127.0.0.1:$port: " "usbnet list"
+  expect_in list_refused.err "usbnet: cannot list 127.0.0.1:$port: the handshake failed: " \
+    "usbnet list"
   expect_not_in list_refused.out "1209:0001" "usbnet list"
 
   expect_not_in agent.log "connection accepted" "the agent"
