@@ -15,6 +15,7 @@ namespace {
 // (USB_MAXBUS), so an agent that exports both kinds never shows two devices with one bus and
 // address.
 constexpr std::uint8_t kSimulatedBus = 100;
+constexpr std::size_t kRootHubPorts = 7;
 
 using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
 
@@ -41,11 +42,16 @@ class SimBackend final : public Backend {
 
   void start(DeviceListener& listener) override {
     listener_ = &listener;
+    // The root hub first, at address 1 (as Linux numbers a bus's root hub), then its devices.
+    root_hub_ = make_root_hub(executor_, static_cast<std::uint8_t>(slots_.size()));
+    root_hub_->set_location(kSimulatedBus, 1, 0);
+    listener_->device_arrived(root_hub_);
     for (auto& slot : slots_) plug(*slot);
   }
 
   void stop() override {
     stopped_ = true;
+    if (root_hub_) root_hub_->unplug();
     for (auto& slot : slots_) {
       slot->replug.cancel();
       if (slot->device) slot->device->unplug();
@@ -83,7 +89,8 @@ class SimBackend final : public Backend {
   boost::asio::any_io_executor executor_;
   DeviceListener* listener_ = nullptr;
   std::vector<std::unique_ptr<Slot>> slots_;
-  std::uint8_t next_address_ = 2;
+  std::shared_ptr<SimDevice> root_hub_;
+  std::uint8_t next_address_ = 2;  // 1 is the root hub's
   bool stopped_ = false;
 };
 
@@ -97,6 +104,13 @@ std::vector<std::string> device_names() {
 
 Expected<std::unique_ptr<Backend>, std::string> make_sim_backend(
     boost::asio::any_io_executor executor, const std::vector<std::string>& names) {
+  // One port of the root hub each, and its hub descriptor has room for 7.
+  if (names.size() > kRootHubPorts) {
+    return Unexpected{
+        fmt::format("at most {} simulated devices (the simulated root hub has {} "
+                    "ports), not {}",
+                    kRootHubPorts, kRootHubPorts, names.size())};
+  }
   for (const std::string& name : names) {
     if (!factories().contains(name)) {
       std::string valid;
