@@ -16,6 +16,7 @@ namespace {
 // address.
 constexpr std::uint8_t kSimulatedBus = 100;
 constexpr std::size_t kRootHubPorts = 7;
+constexpr std::uint8_t kMaxAddress = 127;
 
 using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
 
@@ -69,9 +70,24 @@ class SimBackend final : public Backend {
   // A new device on the slot's port, with the next address, as after a real enumeration.
   void plug(Slot& slot) {
     slot.device = factories().at(slot.name)(executor_);
-    slot.device->set_location(kSimulatedBus, next_address_++, slot.port);
+    slot.device->set_location(kSimulatedBus, take_address(), slot.port);
     slot.device->on_detach([this, &slot](std::chrono::milliseconds delay) { detach(slot, delay); });
     listener_->device_arrived(slot.device);
+  }
+
+  // USB addresses are 1 to 127 and the root hub has 1: the next one from 2 up that no device
+  // on the bus holds, wrapping around as the kernel does.
+  std::uint8_t take_address() {
+    auto in_use = [this](std::uint8_t a) {
+      for (const auto& slot : slots_) {
+        if (slot->device && slot->device->address() == a) return true;
+      }
+      return false;
+    };
+    std::uint8_t a = next_address_;
+    while (in_use(a)) a = a >= kMaxAddress ? 2 : static_cast<std::uint8_t>(a + 1);
+    next_address_ = a >= kMaxAddress ? 2 : static_cast<std::uint8_t>(a + 1);
+    return a;
   }
 
   void detach(Slot& slot, std::chrono::milliseconds delay) {

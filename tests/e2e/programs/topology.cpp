@@ -8,6 +8,10 @@
 //   Bus 201 Port - Dev 001 ID 1d6b:0002 hub
 //       Bus 201 Port 1 Dev 002 ID 1209:0001
 //
+// and one flat line per device, its parent by address ("-" for a root hub):
+//
+//   node Bus 201 Port 1 Dev 002 ID 1209:0001 parent 001
+//
 // The exit status is the number of failed checks.
 #include <libusb.h>
 
@@ -148,6 +152,16 @@ int main() {
   };
   for (const Node& n : nodes) {
     if (!libusb_get_parent(n.device)) print(n, 0);
+  }
+  for (const Node& n : nodes) {
+    libusb_device* parent = libusb_get_parent(n.device);
+    char parent_text[8] = "-";
+    if (parent)
+      std::snprintf(parent_text, sizeof parent_text, "%03u", libusb_get_device_address(parent));
+    std::printf("node Bus %03u Port %s Dev %03u ID %04x:%04x%s parent %s\n",
+                libusb_get_bus_number(n.device), ports_text(n.ports).c_str(),
+                libusb_get_device_address(n.device), n.desc.idVendor, n.desc.idProduct,
+                n.desc.bDeviceClass == LIBUSB_CLASS_HUB ? " hub" : "", parent_text);
   }
 
   libusb_free_device_list(list, 1);
