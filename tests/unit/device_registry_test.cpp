@@ -104,7 +104,7 @@ TEST_CASE("registry: a device reported before its hub waits for it") {
   CHECK(list[2].parent_id == list[1].device_id);
 }
 
-TEST_CASE("registry: a filter that names a hub exports it alone; a hub that leaves is gone") {
+TEST_CASE("registry: a filter that names a hub exports it alone, and a hub that leaves is gone") {
   DeviceRegistry registry(filter("1d6b:*"));
   const DevicePtr root = device(1, 1, {}, 0x1d6b, 0x0002, true);
   registry.device_arrived(root);
