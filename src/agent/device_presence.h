@@ -39,7 +39,7 @@ class DevicePresence {
   // arrival_read: it is neither known nor being read, and it has not been seen leaving since.
   bool arrival_seen(const UsbIdentity& id, Clock::time_point seen);
   // Its descriptors are read. True if it is to be reported as arrived: it did not leave
-  // meanwhile. From now on it is known (reported or not: hubs are known but not exported).
+  // meanwhile. From now on it is known.
   bool arrival_read(const UsbIdentity& id);
   // A source saw the device leave at `seen`. True if it was known (its arrival was reported
   // to arrival_read's caller): the departure is to be reported.

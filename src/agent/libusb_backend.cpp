@@ -192,19 +192,17 @@ class LibusbBackend final : public Backend {
 
   void read(const UsbIdentity& id, UsbDeviceRef device, int waited = 0) {
     worker_.post([this, id, device = std::move(device), waited] {
-      libusb_device_descriptor d{};
-      libusb_get_device_descriptor(device.get(), &d);
-      const bool hub = d.bDeviceClass == LIBUSB_CLASS_HUB;
-      wire::DeviceInfo info = hub ? wire::DeviceInfo{} : read_device_info(device.get());
-      post([this, id, hub, device, waited, info = std::move(info)] {
+      wire::DeviceInfo info = read_device_info(device.get());
+      post([this, id, device, waited, info = std::move(info)] {
         if (stopped_) return;
-        const bool unconfigured = !hub && info.active_config == 0 && !info.configs.empty();
+        const bool unconfigured = info.active_config == 0 && !info.configs.empty();
         if (unconfigured && waited < kSettleSteps && presence_.reading(id)) {
           return read_later(id, device, waited + 1);
         }
         settling_.erase(id);
-        // A hub is known (so that it is not read again) but not exported: the kernel drives it.
-        if (!presence_.arrival_read(id) || hub) return;
+        // Hubs are reported too, as topology (the registry gives devices their parent_id);
+        // sessions never open them: the kernel drives them.
+        if (!presence_.arrival_read(id)) return;
         if (unconfigured) log::info("{} has no active configuration", id.to_string());
         // Its context handles events from now on (the long-lived one already does).
         device.context()->handle_events();
@@ -229,7 +227,7 @@ class LibusbBackend final : public Backend {
 
   void left(const UsbIdentity& id) {
     auto it = devices_.find(id);
-    if (it == devices_.end()) return;  // a hub, or not exported
+    if (it == devices_.end()) return;  // still being read
     const DevicePtr gone = it->second;
     devices_.erase(it);
     if (!stopped_) listener_->device_left(gone);

@@ -50,10 +50,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--export", flags.export_filter,
                  "Devices to export, as VID:PID in hex, comma-separated; '*' matches anything "
-                 "(1209:*, *:*)")
+                 "(1209:*, *:*). The hubs above an exported device are listed with it")
       ->capture_default_str();
   app.add_option("--simulate", flags.simulate,
-                 "Simulated devices to add: " + agent::simulated_device_names())
+                 "Simulated devices to add (at most 7, on the ports of a simulated root hub): " +
+                     agent::simulated_device_names())
       ->delimiter(',');
   app.add_flag("--no-usb", flags.no_usb, "Do not export the machine's real USB devices");
   app.add_option("--log-level", flags.log_level, "error, warn, info, debug or trace")

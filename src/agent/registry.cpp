@@ -1,47 +1,75 @@
 #include "agent/registry.h"
 
+#include <algorithm>
+
 #include "agent/session.h"
 #include "common/log.h"
+#include "common/topology.h"
 
 namespace usbnet::agent {
-
-namespace {
-std::uint16_t descriptor_u16(const wire::DeviceInfo& info, std::size_t offset) {
-  return static_cast<std::uint16_t>(info.device_descriptor[offset] |
-                                    (info.device_descriptor[offset + 1] << 8));
-}
-}  // namespace
 
 DeviceRegistry::DeviceRegistry(DeviceFilter export_filter)
     : export_filter_(std::move(export_filter)) {}
 
 void DeviceRegistry::device_arrived(const DevicePtr& device) {
-  wire::DeviceInfo info = device->info();
-  const std::uint16_t vendor = descriptor_u16(info, 8);
-  const std::uint16_t product = descriptor_u16(info, 10);
-  if (!export_filter_.matches(vendor, product)) {
-    log::debug("not exporting {:04x}:{:04x} (bus {} address {})", vendor, product, info.bus_number,
-               info.device_address);
-    return;
+  Known& known = known_.emplace_back(Known{device, device->info()});
+  const wire::DeviceInfo& info = known.info;
+  known.wanted = export_filter_.matches(topology::vendor_id(info), topology::product_id(info));
+  if (!known.wanted) {
+    log::debug("not exporting {:04x}:{:04x} (bus {} address {}){}", topology::vendor_id(info),
+               topology::product_id(info), info.bus_number, info.device_address,
+               topology::is_hub(info) ? " unless a device below it is" : "");
   }
-  const std::uint32_t id = next_id_++;
-  info.device_id = id;
-  log::info("exporting device {}: {:04x}:{:04x} (bus {} address {})", id, vendor, product,
-            info.bus_number, info.device_address);
-  devices_.emplace(id, ExportedDevice{id, device, info});
+  // This one, and any that waited for it (or for a hub below it).
+  for (std::size_t i = 0; i < known_.size(); ++i) {
+    if (known_[i].wanted && known_[i].id == 0) export_with_hubs(known_[i]);
+  }
+}
+
+bool DeviceRegistry::export_with_hubs(Known& known) {
+  if (known.id != 0) return true;
+  if (topology::is_root(known.info)) {
+    export_one(known, 0);
+    return true;
+  }
+  auto parent = std::find_if(known_.begin(), known_.end(), [&](const Known& k) {
+    return topology::is_parent_of(k.info, known.info);
+  });
+  if (parent == known_.end()) {
+    log::debug("bus {} address {} waits for its hub", known.info.bus_number,
+               known.info.device_address);
+    return false;
+  }
+  if (!export_with_hubs(*parent)) return false;
+  export_one(known, parent->id);
+  return true;
+}
+
+void DeviceRegistry::export_one(Known& known, std::uint32_t parent_id) {
+  known.id = next_id_++;
+  known.info.device_id = known.id;
+  known.info.parent_id = parent_id;
+  const wire::DeviceInfo& info = known.info;
+  log::info("exporting {} {}: {:04x}:{:04x} (bus {} address {}, parent {})",
+            topology::is_hub(info) ? "hub" : "device", known.id, topology::vendor_id(info),
+            topology::product_id(info), info.bus_number, info.device_address, parent_id);
+  devices_.emplace(known.id, ExportedDevice{known.id, known.device, info});
   for_each_session([&](Session& s) { s.device_arrived(info); });
 }
 
 void DeviceRegistry::device_left(const DevicePtr& device) {
-  for (auto it = devices_.begin(); it != devices_.end(); ++it) {
-    if (it->second.device != device) continue;
-    const std::uint32_t id = it->first;
-    log::info("device {} left", id);
-    std::erase_if(claims_, [id](const auto& claim) { return claim.first.first == id; });
-    devices_.erase(it);
-    for_each_session([id](Session& s) { s.device_left(id); });
-    return;
-  }
+  auto it = std::find_if(known_.begin(), known_.end(),
+                         [&](const Known& k) { return k.device == device; });
+  if (it == known_.end()) return;
+  const std::uint32_t id = it->id;
+  known_.erase(it);
+  if (id == 0) return;
+  // Devices below a hub that leaves first keep its (now dangling) parent_id: clients resolve
+  // it to "no parent".
+  log::info("device {} left", id);
+  std::erase_if(claims_, [id](const auto& claim) { return claim.first.first == id; });
+  devices_.erase(id);
+  for_each_session([id](Session& s) { s.device_left(id); });
 }
 
 std::vector<wire::DeviceInfo> DeviceRegistry::list() const {

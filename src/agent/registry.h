@@ -1,6 +1,11 @@
 // The agent's view of its devices: which are exported (the --export filter), the device ids
-// clients know them by, which interface each client holds, and who must hear about arrivals
-// and departures. Lives on the io thread.
+// clients know them by, which hub each hangs from (parent_id), which interface each client
+// holds, and who must hear about arrivals and departures. Lives on the io thread.
+//
+// Hubs are topology: a device is exported after the hubs above it, which are exported with it
+// whether or not the filter names them (a hub the filter names is exported on its own). So ids
+// grow from the root down, and the list (in id order) has every hub before its children. A
+// device whose hub has not arrived yet waits for it.
 #pragma once
 
 #include <cstdint>
@@ -50,8 +55,20 @@ class DeviceRegistry : public DeviceListener {
   template <typename Fn>
   void for_each_session(Fn&& fn);
 
+  // Every device the backends report, exported or not.
+  struct Known {
+    DevicePtr device;
+    wire::DeviceInfo info;
+    bool wanted = false;   // the filter names it (hubs above it are exported with it)
+    std::uint32_t id = 0;  // 0: not exported (yet)
+  };
+  // Exports `known` after its ancestors; false if one of them has not arrived.
+  bool export_with_hubs(Known& known);
+  void export_one(Known& known, std::uint32_t parent_id);
+
   DeviceFilter export_filter_;
   std::uint32_t next_id_ = 1;
+  std::vector<Known> known_;  // in order of arrival
   std::map<std::uint32_t, ExportedDevice> devices_;
   std::vector<std::weak_ptr<Session>> sessions_;
   std::map<std::pair<std::uint32_t, std::uint8_t>, Owner> claims_;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/topology.h"
 
 namespace usbnet::agent {
 
@@ -128,6 +129,16 @@ Session::OpenHandle* Session::find_handle(std::uint32_t handle_id) {
 void Session::handle(wire::Open& m) {
   const ExportedDevice* device = registry_.find(m.device_id);
   if (!device) return reply(m.id, kNoDevice);
+  if (topology::is_hub(device->info)) {
+    // Hubs are listed as topology only: the agent's kernel drives them, and a client that
+    // claimed one (or detached its driver) would cut off every device below it.
+    log::info("{}: refusing to open device {}: a hub", peer_, m.device_id);
+    connection_->send(wire::Error{
+        m.id, kAccess,
+        fmt::format("device {} is a hub: the agent's kernel drives it, clients may not open it",
+                    m.device_id)});
+    return;
+  }
   auto opened = device->device->open();
   if (!opened) return reply(m.id, opened.error());
   const std::uint32_t handle_id = next_handle_++;

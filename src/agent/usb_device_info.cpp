@@ -17,8 +17,12 @@ std::uint16_t u16_at(const wire::Bytes& b, std::size_t at) {
   return static_cast<std::uint16_t>(b[at] | (b[at + 1] << 8));
 }
 
-// "/sys/bus/usb/devices/1-2.3": the kernel's name for the device, from its bus and port path.
+// "/sys/bus/usb/devices/1-2.3": the kernel's name for the device, from its bus and port path
+// ("usb1" for bus 1's root hub).
 std::string sysfs_path(const wire::DeviceInfo& info) {
+  if (info.port_numbers.empty()) {
+    return "/sys/bus/usb/devices/usb" + std::to_string(info.bus_number);
+  }
   std::string name = std::to_string(info.bus_number) + "-";
   for (std::size_t i = 0; i < info.port_numbers.size(); ++i) {
     if (i > 0) name += '.';

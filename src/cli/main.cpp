@@ -13,6 +13,8 @@ using namespace usbnet;
 
 namespace {
 
+constexpr std::uint8_t kClassHub = 0x09;
+
 int fail(const std::string& message) {
   std::fprintf(stderr, "usbnet: %s\n", message.c_str());
   return 2;
@@ -96,8 +98,11 @@ int list(const std::string& agent_text, unsigned timeout_ms) {
     std::printf("Bus %03u Device %03u: ID %02x%02x:%02x%02x %s\n", d.bus_number, d.device_address,
                 desc[9], desc[8], desc[11], desc[10], names.c_str());
     const std::string serial = string_of(d, desc[16]);
-    std::printf("    device %u, port %s, %s%s%s\n", d.device_id,
-                port_path.empty() ? "-" : port_path.c_str(), speed_name(d.speed),
+    // Where it hangs: a root hub tops its bus, anything else names the device it hangs from.
+    std::string place = d.parent_id != 0 ? fmt::format(", parent {}", d.parent_id) : "";
+    if (desc[4] == kClassHub) place += d.port_numbers.empty() ? ", root hub" : ", hub";
+    std::printf("    device %u, port %s, %s%s%s%s\n", d.device_id,
+                port_path.empty() ? "-" : port_path.c_str(), speed_name(d.speed), place.c_str(),
                 serial.empty() ? "" : ", serial ", serial.c_str());
   }
   return 0;

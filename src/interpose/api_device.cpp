@@ -153,9 +153,9 @@ USBNET_EXPORT int libusb_get_port_path(libusb_context* ctx, libusb_device* dev, 
 }
 
 USBNET_EXPORT libusb_device* libusb_get_parent(libusb_device* dev) {
-  // The hub a remote device hangs from lives on the agent's machine and is not exported (the
-  // agent leaves hubs to its kernel), so it is not available, which libusb answers with NULL.
-  if (RemoteDevice::from(dev)) return nullptr;
+  // The agent lists the hubs above its devices: the parent is one of the context's remote
+  // devices (NULL for a root hub, or once the hub has left).
+  if (RemoteDevice* device = RemoteDevice::from(dev)) return device->context().parent_of(*device);
   return real().libusb_get_parent(dev);
 }
 

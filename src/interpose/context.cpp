@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/topology.h"
 #include "interpose/agent_link.h"
 #include "interpose/config.h"
 #include "interpose/objects.h"
@@ -147,22 +148,56 @@ std::uint8_t Context::bus_for(int link_index, std::uint8_t agent_bus) {
   return it->second;
 }
 
+// A device USBNET_DEVICES selects is attached with the hubs above it (which the agent lists
+// before their children), so that libusb_get_parent finds them; a hub it does not name waits
+// aside until then. Arrivals are announced from the top down, as libusb reports them.
 void Context::attach_device(AgentLink& link, const wire::DeviceInfo& info, bool announce) {
-  RemoteDevice* device;
+  std::vector<RemoteDevice*> added;
   {
     std::lock_guard lock(devices_mutex_);
     const auto key = std::make_pair(&link, info.device_id);
     if (attached_.contains(key)) return;
-    const std::uint16_t vendor = info.device_descriptor[8] | (info.device_descriptor[9] << 8);
-    const std::uint16_t product = info.device_descriptor[10] | (info.device_descriptor[11] << 8);
-    if (!config().devices.matches(vendor, product)) return;
-    device = new RemoteDevice(*this, link.shared_from_this(), info,
-                              bus_for(link.index(), info.bus_number));
-    attached_.emplace(key, device);
-    log::debug("remote device {:04x}:{:04x} from {} is bus {} device {}", vendor, product,
-               link.agent().to_string(), device->bus_number(), info.device_address);
+    if (!config().devices.matches(topology::vendor_id(info), topology::product_id(info))) {
+      if (topology::is_hub(info)) unselected_hubs_.emplace(key, info);
+      return;
+    }
+    std::vector<wire::DeviceInfo> hubs;  // from the device up
+    for (std::uint32_t parent = info.parent_id; parent != 0;) {
+      if (attached_.contains({&link, parent})) break;
+      auto hub = unselected_hubs_.find({&link, parent});
+      if (hub == unselected_hubs_.end()) break;  // it left: the device has no parent now
+      hubs.push_back(std::move(hub->second));
+      unselected_hubs_.erase(hub);  // (which also ends a loop a broken agent might send)
+      parent = hubs.back().parent_id;
+    }
+    for (auto hub = hubs.rbegin(); hub != hubs.rend(); ++hub) {
+      added.push_back(attach_locked(link, *hub));
+    }
+    added.push_back(attach_locked(link, info));
   }
-  if (announce) post(Event{nullptr, {}, device->ref(), LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED});
+  if (!announce) return;
+  for (RemoteDevice* device : added) {
+    post(Event{nullptr, {}, device->ref(), LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED});
+  }
+}
+
+RemoteDevice* Context::attach_locked(AgentLink& link, const wire::DeviceInfo& info) {
+  auto* device = new RemoteDevice(*this, link.shared_from_this(), info,
+                                  bus_for(link.index(), info.bus_number));
+  attached_.emplace(std::make_pair(&link, info.device_id), device);
+  log::debug("remote {} {:04x}:{:04x} from {} is bus {} device {}",
+             topology::is_hub(info) ? "hub" : "device", topology::vendor_id(info),
+             topology::product_id(info), link.agent().to_string(), device->bus_number(),
+             info.device_address);
+  return device;
+}
+
+libusb_device* Context::parent_of(const RemoteDevice& device) {
+  if (device.info().parent_id == 0) return nullptr;
+  std::lock_guard lock(devices_mutex_);
+  auto it = attached_.find({&device.link(), device.info().parent_id});
+  if (it == attached_.end() || it->second->gone()) return nullptr;
+  return it->second->as_libusb();
 }
 
 void Context::detach_device(
@@ -186,6 +221,7 @@ void Context::agent_device_arrived(AgentLink& link, const wire::DeviceInfo& info
 
 void Context::agent_device_left(AgentLink& link, std::uint32_t device_id) {
   std::lock_guard lock(devices_mutex_);
+  unselected_hubs_.erase({&link, device_id});
   auto it = attached_.find({&link, device_id});
   if (it != attached_.end()) detach_device(it);
 }
@@ -193,11 +229,14 @@ void Context::agent_device_left(AgentLink& link, std::uint32_t device_id) {
 void Context::agent_lost(AgentLink& link, int socket_fd) {
   {
     std::lock_guard lock(devices_mutex_);
-    for (auto it = attached_.begin(); it != attached_.end();) {
-      auto next = std::next(it);
-      if (it->first.first == &link) detach_device(it);
-      it = next;
+    // Highest id first: devices leave before the hubs above them (the agent numbers a hub
+    // before its children), as the kernel removes a tree.
+    std::vector<decltype(attached_)::iterator> mine;
+    for (auto it = attached_.begin(); it != attached_.end(); ++it) {
+      if (it->first.first == &link) mine.push_back(it);
     }
+    for (auto it = mine.rbegin(); it != mine.rend(); ++it) detach_device(*it);
+    std::erase_if(unselected_hubs_, [&](const auto& hub) { return hub.first.first == &link; });
   }
   if (socket_fd >= 0) notify_pollfd(socket_fd, false);
 }

@@ -47,6 +47,9 @@ class Context {
   // Connects to the agents (first call: creates the links; bounded wait) and returns the
   // attached remote devices the configuration selects, each with a reference for the caller.
   std::vector<RemoteDevice*> remote_devices();
+  // The attached hub `device` hangs from (no reference added, as libusb_get_parent), or
+  // nullptr: a root hub, or its hub left.
+  libusb_device* parent_of(const RemoteDevice& device);
 
   // Called on agent threads.
   // `announce`: report the devices as hotplug arrivals (not for the first connection).
@@ -123,6 +126,7 @@ class Context {
   bool hotplug_matches(const HotplugCallback& cb, RemoteDevice& device,
                        libusb_hotplug_event event) const;
   void attach_device(AgentLink& link, const wire::DeviceInfo& info, bool announce);
+  RemoteDevice* attach_locked(AgentLink& link, const wire::DeviceInfo& info);
   void detach_device(std::map<std::pair<AgentLink*, std::uint32_t>, RemoteDevice*>::iterator it);
   std::uint8_t bus_for(int link_index, std::uint8_t agent_bus);
   void refresh_real_pollfds();
@@ -142,6 +146,8 @@ class Context {
   std::vector<std::shared_ptr<AgentLink>> links_;
   std::mutex devices_mutex_;
   std::map<std::pair<AgentLink*, std::uint32_t>, RemoteDevice*> attached_;
+  // Hubs USBNET_DEVICES does not name: attached when a device it selects hangs below them.
+  std::map<std::pair<AgentLink*, std::uint32_t>, wire::DeviceInfo> unselected_hubs_;
   std::map<std::pair<int, std::uint8_t>, std::uint8_t> buses_;
 
   // The event lock and its waiters.

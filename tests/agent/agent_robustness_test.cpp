@@ -108,6 +108,8 @@ TEST_CASE("bad flags give one clear line and exit code 2") {
       {{"--export", "12:34"}, "--export: '12:34' is not a device"},
       {{"--simulate", "toaster"},
        "'toaster' is not a simulated device (there are: audio, loopback"},
+      {{"--simulate", "mouse,mouse,mouse,mouse,mouse,mouse,mouse,mouse"},
+       "--simulate: at most 7 simulated devices (the simulated root hub has 7 ports), not 8"},
       {{"--log-level", "loud"}, "--log-level: 'loud'"},
       {{"--piece-size", "10"}, "--piece-size"},
       {{"--frobnicate"}, "frobnicate"},
@@ -163,18 +165,38 @@ TEST_CASE("the export filter hides what it does not name") {
   WireClient c(agent.port());
   c.handshake();
   std::set<int> products;
-  for (const auto& d : c.list()) products.insert(d.device_descriptor[10]);
+  const auto devices = c.list();
+  for (const auto& d : without_hubs(devices)) products.insert(d.device_descriptor[10]);
   CHECK(products == std::set<int>{2, 3});
+  // The root hub they hang from comes with them, though the filter does not name it.
+  REQUIRE(devices.size() == 3);
+  CHECK(devices[0].device_descriptor[4] == 0x09);
+  CHECK(devices[1].parent_id == devices[0].device_id);
+  CHECK(devices[2].parent_id == devices[0].device_id);
+}
+
+TEST_CASE("an export filter that names only a hub exports the hub alone") {
+  AgentProcess agent({"--simulate", "loopback,mouse", "--export", "1d6b:0002"});
+  WireClient c(agent.port());
+  c.handshake();
+  const auto devices = c.list();
+  REQUIRE(devices.size() == 1);
+  CHECK(devices[0].device_descriptor[4] == 0x09);
+  CHECK(devices[0].parent_id == 0);
 }
 
 TEST_CASE("usbnet list prints what the agent exports, lsusb style") {
   AgentProcess agent({"--simulate", "loopback,mouse"});
   const RunResult r = run({Programs::cli(), "list", "--agent", agent.endpoint()});
   CHECK(r.status == 0);
+  // The root hub first, as lsusb lists root hubs, then the devices on its ports.
+  CHECK(r.out.rfind("Bus 100 Device 001: ID 1d6b:0002 usbnet usbnet simulated root hub\n"
+                    "    device 1, port -, 480M, root hub, serial usbnet-sim\n",
+                    0) == 0);
   CHECK(r.out.find("Bus 100 Device 002: ID 1209:0001 usbnet Loopback") != std::string::npos);
   CHECK(r.out.find("Bus 100 Device 003: ID 1209:0002 usbnet Boot Mouse") != std::string::npos);
-  CHECK(r.out.find("480M, serial LB0001") != std::string::npos);
-  CHECK(r.out.find("12M, serial MS0001") != std::string::npos);
+  CHECK(r.out.find("port 1, 480M, parent 1, serial LB0001") != std::string::npos);
+  CHECK(r.out.find("port 2, 12M, parent 1, serial MS0001") != std::string::npos);
   const RunResult down =
       run({Programs::cli(), "list", "--agent", "127.0.0.1:1", "--timeout", "500"});
   CHECK(down.status == 1);

@@ -53,14 +53,14 @@ TEST_CASE("a request before HELLO closes the connection, and the agent lives on"
                                         std::chrono::seconds(5)));
   WireClient other(agent.port());
   other.handshake();
-  CHECK(other.list().size() == 2);
+  CHECK(without_hubs(other.list()).size() == 2);
 }
 
 TEST_CASE("the device list carries every simulated device with its raw descriptors") {
   AgentProcess agent({"--simulate", "loopback,mouse,audio,loopback3"});
   WireClient c(agent.port());
   c.handshake();
-  const auto devices = c.list();
+  const auto devices = without_hubs(c.list());
   REQUIRE(devices.size() == 4);
   std::set<std::uint16_t> products;
   for (const auto& d : devices) {
@@ -82,11 +82,73 @@ TEST_CASE("the device list carries every simulated device with its raw descripto
   CHECK(products == std::set<std::uint16_t>{1, 2, 3, 4});
 }
 
+TEST_CASE("the device list carries the simulated root hub first, and each device hangs from it") {
+  AgentProcess agent({"--simulate", "loopback,mouse"});
+  WireClient c(agent.port());
+  c.handshake();
+  const auto devices = c.list();
+  REQUIRE(devices.size() == 3);
+  const wire::DeviceInfo& hub = devices[0];
+  CHECK(hub.device_descriptor[4] == 0x09);  // bDeviceClass: hub
+  CHECK((hub.device_descriptor[8] | hub.device_descriptor[9] << 8) == 0x1d6b);
+  CHECK((hub.device_descriptor[10] | hub.device_descriptor[11] << 8) == 0x0002);
+  CHECK(hub.parent_id == 0);
+  CHECK(hub.bus_number == 100);
+  CHECK(hub.device_address == 1);
+  CHECK(hub.port_numbers.empty());
+  CHECK(hub.speed == 3);
+  CHECK(hub.active_config == 1);
+  // One interface of class hub with its status-change interrupt endpoint.
+  REQUIRE(hub.configs.size() == 1);
+  const wire::Bytes& config = hub.configs[0];
+  REQUIRE(config.size() == 9 + 9 + 7);
+  CHECK(config[9 + 1] == 0x04);
+  CHECK(config[9 + 5] == 0x09);
+  CHECK(config[18 + 1] == 0x05);
+  CHECK(config[18 + 2] == 0x81);
+  CHECK(config[18 + 3] == 0x03);
+  bool named = false;
+  for (const auto& s : hub.strings) {
+    named |= s.index == hub.device_descriptor[15] &&
+             s.descriptor.size() == 2 + 2 * std::string("usbnet simulated root hub").size();
+  }
+  CHECK(named);
+  // The devices: on the hub's ports, in --simulate order, at addresses after the hub's.
+  std::set<std::uint8_t> addresses{hub.device_address};
+  for (std::size_t i = 1; i < devices.size(); ++i) {
+    const wire::DeviceInfo& d = devices[i];
+    CHECK(d.parent_id == hub.device_id);
+    CHECK(d.device_id > hub.device_id);  // a hub before its children
+    CHECK(d.bus_number == hub.bus_number);
+    CHECK(d.port_numbers == std::vector<std::uint8_t>{static_cast<std::uint8_t>(i)});
+    CHECK(addresses.insert(d.device_address).second);
+  }
+}
+
+TEST_CASE("a hub cannot be opened: ACCESS, with a message that says why") {
+  AgentProcess agent({"--simulate", "loopback"});
+  WireClient c(agent.port());
+  c.handshake();
+  const auto devices = c.list();
+  REQUIRE(devices.size() == 2);
+  REQUIRE(devices[0].device_descriptor[4] == 0x09);
+  const std::uint32_t id = c.next_id();
+  c.send(wire::Open{id, devices[0].device_id});
+  auto answer = c.receive_id(id);
+  REQUIRE(answer);
+  REQUIRE(answer->as<wire::Error>());
+  CHECK(answer->as<wire::Error>()->code == kAccess);
+  CHECK(answer->as<wire::Error>()->text.find("is a hub") != std::string::npos);
+  CHECK(agent.process().wait_for_output("a hub", std::chrono::seconds(5)));
+  // The device below it opens as before.
+  CHECK(c.request(wire::Open{0, devices[1].device_id}));
+}
+
 TEST_CASE("every device request is answered") {
   AgentProcess agent({"--simulate", "audio"});
   WireClient c(agent.port());
   c.handshake();
-  const auto devices = c.list();
+  const auto devices = without_hubs(c.list());
   REQUIRE(devices.size() == 1);
   auto handle = c.request(wire::Open{0, devices[0].device_id});
   REQUIRE(handle);
@@ -121,7 +183,7 @@ TEST_CASE("an interface claimed by one client is busy for another until released
   WireClient first(agent.port()), second(agent.port());
   first.handshake();
   second.handshake();
-  const std::uint32_t device = first.list()[0].device_id;
+  const std::uint32_t device = without_hubs(first.list())[0].device_id;
   const std::uint32_t h1 = first.request(wire::Open{0, device}).value();
   const std::uint32_t h2 = second.request(wire::Open{0, device}).value();
   REQUIRE(first.request(wire::ClaimInterface{0, h1, 0}));
@@ -141,7 +203,9 @@ TEST_CASE("two clients racing for one interface: exactly one wins") {
     clients.push_back(std::make_unique<WireClient>(agent.port()));
     clients.back()->handshake();
     handles.push_back(
-        clients.back()->request(wire::Open{0, clients.back()->list()[0].device_id}).value());
+        clients.back()
+            ->request(wire::Open{0, without_hubs(clients.back()->list())[0].device_id})
+            .value());
   }
   // All claims are on the wire before any answer is read.
   std::vector<std::uint32_t> ids;
@@ -172,7 +236,8 @@ TEST_CASE("a client that vanishes mid-transfer releases everything and others go
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     doomed.close();  // gone, without a word
   }
-  REQUIRE(agent.process().wait_for_output("releasing what the client held", std::chrono::seconds(5)));
+  REQUIRE(
+      agent.process().wait_for_output("releasing what the client held", std::chrono::seconds(5)));
   WireClient survivor(agent.port());
   survivor.handshake();
   const std::uint32_t h = open_claimed(survivor, 0x0001);

@@ -257,7 +257,11 @@ TEST_CASE_METHOD(Fixture, "a URB for an endpoint the setting does not have fails
 TEST_CASE_METHOD(Fixture,
                  "a device that leaves ends its transfers with NO_DEVICE, then comes back") {
   const std::uint32_t h = open_claimed(client, 0x0001);
-  const std::uint32_t old_id = client.list()[0].device_id;
+  const auto before = client.list();
+  REQUIRE(before.size() == 4);  // the root hub, then the loopback, mouse and audio devices
+  const std::uint32_t hub_id = before[0].device_id;
+  const std::uint32_t old_id = before[1].device_id;
+  CHECK(before[1].parent_id == hub_id);
   const std::uint32_t waiting = send_urb(client, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   auto detach = run_urb(client, control(h, kVendorOut, 0x07, 300, 0, 0));  // DETACH for 300 ms
   REQUIRE(detach);
@@ -279,6 +283,9 @@ TEST_CASE_METHOD(Fixture,
   const auto& back = arrived->as<wire::DeviceArrived>()->device;
   CHECK(back.device_id != old_id);
   CHECK(back.device_descriptor[10] == 0x01);
+  // Back on its port of the same root hub, which stayed.
+  CHECK(back.parent_id == hub_id);
+  CHECK(back.port_numbers == before[1].port_numbers);
   CHECK(client.request(wire::Close{0, h}));
   const std::uint32_t again = client.request(wire::Open{0, back.device_id}).value();
   CHECK(client.request(wire::ClaimInterface{0, again, 0}));

@@ -82,6 +82,7 @@ inline std::optional<Completion> run_urb(WireClient& c, const wire::UrbSubmit& u
 // Opens the first device with this product id (vendor 1209), claims interface 0.
 inline std::uint32_t open_claimed(WireClient& c, std::uint16_t product) {
   for (const auto& d : c.list()) {
+    if ((d.device_descriptor[8] | d.device_descriptor[9] << 8) != 0x1209) continue;
     if ((d.device_descriptor[10] | d.device_descriptor[11] << 8) != product) continue;
     auto handle = c.request(wire::Open{0, d.device_id});
     if (!handle) return 0;

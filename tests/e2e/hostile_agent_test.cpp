@@ -133,3 +133,30 @@ TEST_CASE("an agent that falls silent is declared lost: the read without timeout
   CHECK(out.find("result LIBUSB_ERROR_NO_DEVICE transferred 0") != std::string::npos);
   CHECK(out.find("lost the agent") != std::string::npos);
 }
+
+TEST_CASE(
+    "an agent whose parent_ids form a loop or name nothing: get_parent answers, never hangs") {
+  auto devices = real_devices();  // the root hub, then the loopback and mouse devices on it
+  REQUIRE(devices.size() == 3);
+  // The hub claims to hang from the loopback device, which hangs from the hub; the mouse hangs
+  // from a device that was never listed.
+  devices[0].parent_id = devices[1].device_id;
+  devices[2].parent_id = 999;
+  FakeAgent fake;
+  Process program({Programs::test_program("topology")}, env_for(fake));
+  auto peer = fake.accept();
+  REQUIRE(peer);
+  REQUIRE(answer_hello(*peer, 5000));
+  CHECK_FALSE(serve_until_urb(*peer, devices));  // serves until the program is done
+  const auto status = program.wait(std::chrono::seconds(20));
+  INFO(program.out() << program.err());
+  REQUIRE(status);
+  // The shim reports what the agent said, and the walk up from the loop ends.
+  CHECK(*status != 0);
+  CHECK(program.out().find("FAIL 1d6b:0002 on bus 201 port -: a root hub has no parent") !=
+        std::string::npos);
+  CHECK(program.out().find("FAIL 1209:0002 on bus 201 port 2: its parent is in the device list") !=
+        std::string::npos);
+  CHECK(program.out().find("ok   1209:0001 on bus 201 port 1: its parent is a hub") !=
+        std::string::npos);
+}

@@ -43,9 +43,11 @@ TEST_CASE("a plain libusb program lists remote devices with their descriptors") 
   const RunResult r = run({Programs::example("list_devices")}, shim_env(agent));
   INFO(r.out << r.err);
   CHECK(r.status == 0);
-  CHECK(r.err.empty());  // the shim is silent unless asked
-  CHECK(r.out.find("4 devices") != std::string::npos);
+  CHECK(r.err.empty());                                 // the shim is silent unless asked
+  CHECK(r.out.find("5 devices") != std::string::npos);  // the four, and the hub they hang from
   CHECK(r.out.find("ID 1209:0001, high (480 Mbit/s) speed, port 1") != std::string::npos);
+  CHECK(std::regex_search(
+      r.out, std::regex(R"(Device 001: ID 1d6b:0002, high \(480 Mbit/s\) speed, port\n)")));
   CHECK(r.out.find("manufacturer \"usbnet\", product \"Loopback\", serial \"LB0001\"") !=
         std::string::npos);
   CHECK(r.out.find("endpoint 0x82 IN bulk, wMaxPacketSize 512") != std::string::npos);
@@ -109,7 +111,9 @@ TEST_CASE("lsusb -v shows the descriptors the agent serves") {
   AgentProcess agent({"--simulate", "loopback,mouse,loopback3"});
   WireClient wire_client(agent.port());
   wire_client.handshake();
-  for (const auto& device : wire_client.list()) {
+  // (The root hub they hang from cannot be opened: lsusb -v of it shows less, as of a local one
+  // for a non-root user.)
+  for (const auto& device : without_hubs(wire_client.list())) {
     const auto& d = device.device_descriptor;
     char id[16];
     std::snprintf(id, sizeof id, "%02x%02x:%02x%02x", d[9], d[8], d[11], d[10]);
@@ -175,6 +179,42 @@ TEST_CASE("loading the shim starts no thread and no connection") {
   CHECK(agent.process().err().find("connection accepted") == std::string::npos);
 }
 
+TEST_CASE("libusb_get_parent walks from each remote device to its root hub, as the agent's tree") {
+  AgentProcess agent({"--simulate", "loopback,mouse"});
+  const RunResult r = run({Programs::test_program("topology")}, shim_env(agent));
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("\n0 failures") != std::string::npos);
+  CHECK(r.err.empty());
+  // The tree as the agent lists it (bus 100 is the program's bus 201), lsusb -t style.
+  WireClient wire_client(agent.port());
+  wire_client.handshake();
+  const auto devices = wire_client.list();
+  REQUIRE(devices.size() == 3);
+  std::string expected;
+  for (const auto& d : devices) {
+    const bool hub = d.parent_id == 0;
+    std::string ports = "-";
+    if (!d.port_numbers.empty()) ports = std::to_string(d.port_numbers[0]);
+    char line[128];
+    std::snprintf(line, sizeof line, "tree %sBus 201 Port %s Dev %03u ID %02x%02x:%02x%02x%s\n",
+                  hub ? "" : "    ", ports.c_str(), d.device_address, d.device_descriptor[9],
+                  d.device_descriptor[8], d.device_descriptor[11], d.device_descriptor[10],
+                  hub ? " hub" : "");
+    expected += line;
+  }
+  CHECK(expected ==
+        "tree Bus 201 Port - Dev 001 ID 1d6b:0002 hub\n"
+        "tree     Bus 201 Port 1 Dev 002 ID 1209:0001\n"
+        "tree     Bus 201 Port 2 Dev 003 ID 1209:0002\n");
+  std::string tree;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("tree ", 0) == 0) tree += line + "\n";
+  }
+  CHECK(tree == expected);
+}
+
 TEST_CASE("USBNET_DEVICES selects devices, with wildcards") {
   AgentProcess agent({"--simulate", "loopback,mouse,audio"});
   auto listed = [&](const std::string& filter) {
@@ -188,15 +228,19 @@ TEST_CASE("USBNET_DEVICES selects devices, with wildcards") {
     }
     return ids;
   };
-  CHECK(listed("1209:0002") == std::set<std::string>{"1209:0002"});
-  CHECK(listed("1209:*") == std::set<std::string>{"1209:0001", "1209:0002", "1209:0003"});
-  CHECK(listed("*:0003,1209:0001") == std::set<std::string>{"1209:0001", "1209:0003"});
+  // A selected device brings the root hub it hangs from (1d6b:0002), so that
+  // libusb_get_parent works; a pattern that names only the hub lists only the hub.
+  CHECK(listed("1209:0002") == std::set<std::string>{"1d6b:0002", "1209:0002"});
+  CHECK(listed("1209:*") ==
+        std::set<std::string>{"1d6b:0002", "1209:0001", "1209:0002", "1209:0003"});
+  CHECK(listed("*:0003,1209:0001") == std::set<std::string>{"1d6b:0002", "1209:0001", "1209:0003"});
+  CHECK(listed("1d6b:*") == std::set<std::string>{"1d6b:0002"});
   CHECK(listed("dead:beef").empty());
   // Unset: everything the agent exports.
   auto env = shim_env(agent);
   env["USBNET_DEVICES"] = kUnset;
   const RunResult all = run({Programs::example("list_devices")}, env);
-  CHECK(all.out.find("3 devices") != std::string::npos);
+  CHECK(all.out.find("4 devices") != std::string::npos);
 }
 
 TEST_CASE("bad environment values give one clear line, and the program goes on") {

@@ -6,6 +6,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "usbnet/wire.h"
 
@@ -65,5 +66,11 @@ class WireClient {
   int heartbeats_ = 0;
   std::uint32_t last_id_ = 100;
 };
+
+// The records that are not hubs (the agent lists the hubs above its devices as topology).
+inline std::vector<wire::DeviceInfo> without_hubs(std::vector<wire::DeviceInfo> devices) {
+  std::erase_if(devices, [](const wire::DeviceInfo& d) { return d.device_descriptor[4] == 0x09; });
+  return devices;
+}
 
 }  // namespace usbnet::test

@@ -15,6 +15,8 @@ namespace {
 // (USB_MAXBUS), so an agent that exports both kinds never shows two devices with one bus and
 // address.
 constexpr std::uint8_t kSimulatedBus = 100;
+constexpr std::size_t kRootHubPorts = 7;
+constexpr std::uint8_t kMaxAddress = 127;
 
 using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
 
@@ -41,11 +43,16 @@ class SimBackend final : public Backend {
 
   void start(DeviceListener& listener) override {
     listener_ = &listener;
+    // The root hub first, at address 1 (as Linux numbers a bus's root hub), then its devices.
+    root_hub_ = make_root_hub(executor_, static_cast<std::uint8_t>(slots_.size()));
+    root_hub_->set_location(kSimulatedBus, 1, 0);
+    listener_->device_arrived(root_hub_);
     for (auto& slot : slots_) plug(*slot);
   }
 
   void stop() override {
     stopped_ = true;
+    if (root_hub_) root_hub_->unplug();
     for (auto& slot : slots_) {
       slot->replug.cancel();
       if (slot->device) slot->device->unplug();
@@ -63,9 +70,24 @@ class SimBackend final : public Backend {
   // A new device on the slot's port, with the next address, as after a real enumeration.
   void plug(Slot& slot) {
     slot.device = factories().at(slot.name)(executor_);
-    slot.device->set_location(kSimulatedBus, next_address_++, slot.port);
+    slot.device->set_location(kSimulatedBus, take_address(), slot.port);
     slot.device->on_detach([this, &slot](std::chrono::milliseconds delay) { detach(slot, delay); });
     listener_->device_arrived(slot.device);
+  }
+
+  // USB addresses are 1 to 127 and the root hub has 1: the next one from 2 up that no device
+  // on the bus holds, wrapping around as the kernel does.
+  std::uint8_t take_address() {
+    auto in_use = [this](std::uint8_t a) {
+      for (const auto& slot : slots_) {
+        if (slot->device && slot->device->address() == a) return true;
+      }
+      return false;
+    };
+    std::uint8_t a = next_address_;
+    while (in_use(a)) a = a >= kMaxAddress ? 2 : static_cast<std::uint8_t>(a + 1);
+    next_address_ = a >= kMaxAddress ? 2 : static_cast<std::uint8_t>(a + 1);
+    return a;
   }
 
   void detach(Slot& slot, std::chrono::milliseconds delay) {
@@ -83,7 +105,8 @@ class SimBackend final : public Backend {
   boost::asio::any_io_executor executor_;
   DeviceListener* listener_ = nullptr;
   std::vector<std::unique_ptr<Slot>> slots_;
-  std::uint8_t next_address_ = 2;
+  std::shared_ptr<SimDevice> root_hub_;
+  std::uint8_t next_address_ = 2;  // 1 is the root hub's
   bool stopped_ = false;
 };
 
@@ -97,6 +120,13 @@ std::vector<std::string> device_names() {
 
 Expected<std::unique_ptr<Backend>, std::string> make_sim_backend(
     boost::asio::any_io_executor executor, const std::vector<std::string>& names) {
+  // One port of the root hub each, and its hub descriptor has room for 7.
+  if (names.size() > kRootHubPorts) {
+    return Unexpected{
+        fmt::format("at most {} simulated devices (the simulated root hub has {} "
+                    "ports), not {}",
+                    kRootHubPorts, kRootHubPorts, names.size())};
+  }
   for (const std::string& name : names) {
     if (!factories().contains(name)) {
       std::string valid;

@@ -131,7 +131,7 @@ wire::DeviceInfo SimDevice::info() const {
   info.device_address = address_;
   info.speed = description_.speed;
   info.active_config = static_cast<std::uint8_t>(configuration_);
-  info.port_numbers = {port_};
+  if (port_ != 0) info.port_numbers = {port_};  // port 0: a root hub, at the top of its bus
   const Bytes device =
       device_descriptor(description_.device, static_cast<std::uint8_t>(raw_configs_.size()));
   std::copy(device.begin(), device.end(), info.device_descriptor.begin());

@@ -61,7 +61,9 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
   Expected<std::unique_ptr<DeviceHandle>, std::int32_t> open() override;
 
   const std::string& name() const { return description_.name; }
+  // `port` on the root hub; 0 for the root hub itself.
   void set_location(std::uint8_t bus, std::uint8_t address, std::uint8_t port);
+  std::uint8_t address() const { return address_; }
   // The device leaves the bus: its transfers end with NO_DEVICE, its handles answer NO_DEVICE.
   void unplug();
   bool unplugged() const { return unplugged_; }

@@ -43,7 +43,13 @@ void device_properties(libusb_device* dev) {
   check(libusb_get_port_numbers(dev, ports, 0) == LIBUSB_ERROR_INVALID_PARAM,
         "port numbers, no room");
   check(libusb_get_device_speed(dev) == LIBUSB_SPEED_HIGH, "speed");
-  check(libusb_get_parent(dev) == nullptr, "no parent");
+  libusb_device* hub = libusb_get_parent(dev);
+  libusb_device_descriptor hub_desc{};
+  check(hub && libusb_get_device_descriptor(hub, &hub_desc) == 0 &&
+            hub_desc.bDeviceClass == LIBUSB_CLASS_HUB &&
+            libusb_get_bus_number(hub) == libusb_get_bus_number(dev) &&
+            libusb_get_port_numbers(hub, ports, 7) == 0 && libusb_get_parent(hub) == nullptr,
+        "parent: the root hub of its bus");
   check(libusb_get_max_packet_size(dev, 0x81) == 512, "max packet size");
   check(libusb_get_max_packet_size(dev, 0x85) == LIBUSB_ERROR_NOT_FOUND,
         "max packet size, no endpoint");
@@ -115,8 +121,8 @@ void loopback(libusb_context* ctx, libusb_device_handle* h) {
   check(r == LIBUSB_ERROR_PIPE, "vendor stall: " + name(r));
   // Not a promise of libusb's, but what its Linux backend leaves, and Debian's lsusb tells an
   // optional descriptor's STALL from an error by it.
-  check(errno == EAGAIN, std::string("errno after the stall, as libusb leaves it: ") +
-                             std::strerror(errno));
+  check(errno == EAGAIN,
+        std::string("errno after the stall, as libusb leaves it: ") + std::strerror(errno));
   r = libusb_control_transfer(h, 0xc0, 0x04, 0, 0, buffer, 300, 1000);
   check(r == 300 && buffer[0] == 0 && buffer[299] == 299 % 251, "delayed IN with data");
   r = libusb_control_transfer(h, 0x80, LIBUSB_REQUEST_GET_DESCRIPTOR, 0x0100, 0, buffer, 64, 1000);

@@ -43,7 +43,8 @@ LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch mixed_
 
 require_build() {
   local f
-  for f in "$SHIM" "$AGENT" "${LAB_PROGRAM_NAMES[@]/#/$PROGRAMS/}"; do
+  # (The lsusb check also runs the end-to-end tests' topology program on the host.)
+  for f in "$SHIM" "$AGENT" "${LAB_PROGRAM_NAMES[@]/#/$PROGRAMS/}" "$BUILD_DIR/tests/e2e/topology"; do
     [ -x "$f" ] || [ -f "$f" ] || die "$f is missing: build first (./run build)"
   done
 }
