@@ -6,14 +6,13 @@
 
 #include "client/agent_client.h"
 #include "common/log.h"
+#include "common/topology.h"
 #include "transport/endpoint.h"
 #include "usbnet/protocol.h"
 
 using namespace usbnet;
 
 namespace {
-
-constexpr std::uint8_t kClassHub = 0x09;
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "usbnet: %s\n", message.c_str());
@@ -100,7 +99,7 @@ int list(const std::string& agent_text, unsigned timeout_ms) {
     const std::string serial = string_of(d, desc[16]);
     // Where it hangs: a root hub tops its bus, anything else names the device it hangs from.
     std::string place = d.parent_id != 0 ? fmt::format(", parent {}", d.parent_id) : "";
-    if (desc[4] == kClassHub) place += d.port_numbers.empty() ? ", root hub" : ", hub";
+    if (topology::is_hub(d)) place += topology::is_root(d) ? ", root hub" : ", hub";
     std::printf("    device %u, port %s, %s%s%s%s\n", d.device_id,
                 port_path.empty() ? "-" : port_path.c_str(), speed_name(d.speed), place.c_str(),
                 serial.empty() ? "" : ", serial ", serial.c_str());

@@ -1,6 +1,7 @@
 // Where a device sits in its USB tree, from its device record: which records are hubs and which
 // hub a device hangs from (the same bus, and the hub's port path plus one port), as the kernel
-// and libusb's Linux backend derive it. Used by the agent to fill parent_id and by its tests.
+// and libusb's Linux backend derive it, and a record's VID:PID. The agent fills parent_id with
+// it; the shim and usbnet list read records with it.
 #pragma once
 
 #include <cstdint>

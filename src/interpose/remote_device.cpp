@@ -1,5 +1,6 @@
 #include "interpose/remote_device.h"
 
+#include "common/topology.h"
 #include "interpose/agent_link.h"
 #include "interpose/objects.h"
 
@@ -31,14 +32,9 @@ void RemoteDevice::unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
-std::uint16_t RemoteDevice::vendor_id() const {
-  return static_cast<std::uint16_t>(info_.device_descriptor[8] | (info_.device_descriptor[9] << 8));
-}
+std::uint16_t RemoteDevice::vendor_id() const { return topology::vendor_id(info_); }
 
-std::uint16_t RemoteDevice::product_id() const {
-  return static_cast<std::uint16_t>(info_.device_descriptor[10] |
-                                    (info_.device_descriptor[11] << 8));
-}
+std::uint16_t RemoteDevice::product_id() const { return topology::product_id(info_); }
 
 RemoteHandle::RemoteHandle(RemoteDevice& device, std::uint32_t handle_id)
     : device_(*device.ref()), id_(handle_id) {
