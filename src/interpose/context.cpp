@@ -335,11 +335,15 @@ int Context::handle_events_locked(const timeval* tv) {
   if (!valid(tv)) return LIBUSB_ERROR_INVALID_PARAM;
   if (handling_context == this) return LIBUSB_ERROR_BUSY;
   handling_context = this;
-  int r = 0;
-  if (!drain()) {
-    r = wait_and_dispatch(tv);
-    drain();
-  }
+  // Work the agents' threads queued runs first, and then the descriptors are served all the
+  // same, only without waiting: a round that ran the queue alone would leave the real library's
+  // events (local devices' completions and timeouts) and the agents' sockets unserved for as
+  // long as remote completions keep coming, which in a program's own poll() loop can be for
+  // ever. libusb's rounds handle every descriptor that is ready, its own event among them.
+  const timeval zero{0, 0};
+  const bool woken = drain();
+  const int r = wait_and_dispatch(woken ? &zero : tv);
+  drain();
   handling_context = nullptr;
   // Waiters re-check whether their transfer completed.
   std::lock_guard lock(waiters_mutex_);
