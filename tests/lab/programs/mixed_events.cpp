@@ -7,14 +7,18 @@
 //    length and CRC-32), several transfers in flight on each;
 // first with a thread of the program handling events (libusb_handle_events_timeout_completed),
 // then in the program's own poll() loop (libusb_get_pollfds at the start, kept current by
-// libusb_set_pollfd_notifiers, and libusb_get_next_timeout). Every callback must run in the
-// thread that handles events. In the poll loop, a transfer waiting on a HID mouse's interrupt
-// endpoint and one waiting on the loopback's IN endpoint are cancelled while the other traffic
-// goes on: both must end CANCELLED. Hotplug registered with ENUMERATE must report every device
-// named, with the context it was registered on. At the end, still in the poll loop, the
-// loopback device's DETACH request (it leaves the bus and comes back) and the REPLUGGED device
-// (unplugged and plugged in again by whoever runs this program, once it prints "waiting for")
-// must each reach a hotplug callback as exactly one departure and one arrival.
+// libusb_set_pollfd_notifiers, and libusb_get_next_timeout; the program takes a moment between
+// its poll and libusb's turn, as a program with other work does). Whenever poll() reports the
+// stick's descriptor ready, the zero-timeout libusb_handle_events_timeout_completed that follows
+// must run the stick's callbacks, however many of the loopback device's completions wait too.
+// Every callback must run in the thread that handles events. In the poll loop, a transfer
+// waiting on a HID mouse's interrupt endpoint and one waiting on the loopback's IN endpoint are
+// cancelled while the other traffic goes on: both must end CANCELLED. Hotplug registered with
+// ENUMERATE must report every device named, with the context it was registered on. At the end,
+// still in the poll loop, the loopback device's DETACH request (it leaves the bus and comes back)
+// and the REPLUGGED device (unplugged and plugged in again by whoever runs this program, once it
+// prints "waiting for") must each reach a hotplug callback as exactly one departure and one
+// arrival.
 //
 // It prints each device's bus and the figures of each phase; exit status 0 when everything
 // held, 1 otherwise (with a "FAIL" line per problem). No wait is unbounded: transfers have
@@ -29,6 +33,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -45,6 +51,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr unsigned kTimeoutMs = 20000;       // a transfer that should complete never waits longer
 constexpr unsigned kProbeTimeoutMs = 10000;  // a transfer that is cancelled long before this
+// In the program's own poll loop, the time it spends between poll() and
+// libusb_handle_events_timeout_completed.
+constexpr auto kWorkBetweenPolls = std::chrono::milliseconds(20);
 
 struct TransferDeleter {
   void operator()(libusb_transfer* t) const { libusb_free_transfer(t); }
@@ -127,6 +136,7 @@ class StorageReader {
   void stop() { running_ = false; }  // the command in progress finishes
   int in_flight() const { return in_flight_; }
   int commands() const { return commands_; }
+  int callbacks() const { return callbacks_; }
   // Callbacks that ran while the other device had transfers in flight.
   int overlapping() const { return overlapping_; }
   void set_other(const std::atomic<int>* other_in_flight) { other_ = other_in_flight; }
@@ -159,6 +169,7 @@ class StorageReader {
   void step() {
     in_callback();
     --in_flight_;
+    ++callbacks_;
     if (other_ && *other_ > 0) ++overlapping_;
   }
 
@@ -206,7 +217,7 @@ class StorageReader {
   Transfer cbw_ = new_transfer(), data_transfer_ = new_transfer(), csw_ = new_transfer();
   std::uint32_t tag_ = 0x1000, offset_ = 0;
   std::atomic<bool> running_{false};
-  std::atomic<int> in_flight_{0}, commands_{0}, overlapping_{0};
+  std::atomic<int> in_flight_{0}, commands_{0}, callbacks_{0}, overlapping_{0};
   const std::atomic<int>* other_ = nullptr;
 };
 
@@ -454,6 +465,25 @@ class PollLoop {
     }
   }
 
+  // The descriptors the program polls now.
+  std::set<int> descriptors() {
+    std::lock_guard lock(mutex_);
+    std::set<int> fds;
+    for (const pollfd& p : fds_) fds.insert(p.fd);
+    return fds;
+  }
+
+  // Watches a device's descriptors: when poll() reports one of them ready, the call to
+  // libusb_handle_events_timeout_completed that follows must run at least one of the device's
+  // callbacks (counted by `callbacks`), because libusb handles what is pending even with a
+  // zero timeout. Rounds in which it ran none are counted in unhandled_rounds().
+  void watch(std::set<int> fds, std::function<int()> callbacks) {
+    watched_ = std::move(fds);
+    watched_callbacks_ = std::move(callbacks);
+  }
+  int unhandled_rounds() const { return unhandled_rounds_; }
+  int watched_ready_rounds() const { return watched_ready_rounds_; }
+
   // Polls and handles events in this thread until `done()` or `deadline`. With `busy`,
   // something is expected to complete at any moment, so a poll() that sleeps its whole second
   // means libusb's descriptors did not announce an event (counted in idle_polls()).
@@ -480,9 +510,20 @@ class PollLoop {
       if (n < 0 && errno != EINTR) lab::fail(std::string("poll: ") + std::strerror(errno));
       if (n == 0 && busy && !libusb_timeout) ++idle_polls_;
       ++polls_;
+      const bool watched_ready = std::any_of(fds.begin(), fds.end(), [this](const pollfd& p) {
+        return p.revents != 0 && watched_.contains(p.fd);
+      });
+      // The program's other work between its poll and libusb's turn: meanwhile more
+      // completions of the remote device arrive, and the round must handle the stick's too.
+      std::this_thread::sleep_for(kWorkBetweenPolls);
+      const int callbacks_before = watched_ready ? watched_callbacks_() : 0;
       timeval zero{0, 0};
       if (const int r = libusb_handle_events_timeout_completed(ctx_, &zero, nullptr); r != 0) {
         failure(std::string("libusb_handle_events_timeout_completed: ") + libusb_error_name(r));
+      }
+      if (watched_ready) {
+        ++watched_ready_rounds_;
+        if (watched_callbacks_() == callbacks_before) ++unhandled_rounds_;
       }
     }
     return done();
@@ -509,6 +550,9 @@ class PollLoop {
   std::vector<pollfd> fds_;
   std::atomic<int> added_{0}, removed_{0};
   int idle_polls_ = 0, polls_ = 0;
+  std::set<int> watched_;
+  std::function<int()> watched_callbacks_;
+  int watched_ready_rounds_ = 0, unhandled_rounds_ = 0;
 };
 
 // ---- hotplug ------------------------------------------------------------------------------------
@@ -633,8 +677,17 @@ int main(int argc, char** argv) {
   }
 
   // The storage: a region written with synchronous transfers, read back asynchronously below.
+  const std::set<int> before_storage = loop.descriptors();
   lab::Interface storage =
       lab::open_interface(ctx, storage_ids.first, storage_ids.second, LIBUSB_CLASS_MASS_STORAGE);
+  // Opening the local stick gave the program its descriptor (the real library's, for usbfs).
+  std::set<int> storage_fds;
+  std::ranges::set_difference(loop.descriptors(), before_storage,
+                              std::inserter(storage_fds, storage_fds.end()));
+  if (storage_fds.size() != 1) {
+    failure("opening the stick added " + std::to_string(storage_fds.size()) +
+            " descriptors to poll, not 1");
+  }
   lab::BulkOnly bot(storage);
   bot.reset_recovery();
   bot.wait_until_ready();
@@ -684,6 +737,7 @@ int main(int argc, char** argv) {
   std::printf("loopback %s on bus %u\n", text(loop_ids).c_str(), bus_of(loopback));
 
   StorageReader reader(storage, kLba, block_size, kBlocksPerRead, region);
+  loop.watch(storage_fds, [&reader] { return reader.callbacks(); });
   LoopbackTraffic traffic(loopback.handle.get());
   reader.set_other(&traffic.in_flight());
   traffic.set_other(&reader);
@@ -790,6 +844,16 @@ int main(int argc, char** argv) {
   std::printf("own poll loop: %d polls, %d slept a whole second while transfers were due\n",
               loop.polls(), loop.idle_polls());
   if (loop.idle_polls() > 0) failure("poll() slept through completions: a descriptor was missing");
+  std::printf(
+      "own poll loop: the stick's descriptor was ready in %d rounds; "
+      "libusb_handle_events_timeout_completed ran none of its callbacks in %d of them\n",
+      loop.watched_ready_rounds(), loop.unhandled_rounds());
+  if (loop.watched_ready_rounds() == 0) failure("poll() never reported the stick's descriptor");
+  if (loop.unhandled_rounds() > 0) {
+    failure(
+        "libusb_handle_events_timeout_completed left the stick's completed transfers unhandled "
+        "although poll() had reported its descriptor ready");
+  }
 
   // ---- phase 3: devices leave and come back, in the poll loop ----
   // The loopback device leaves the bus when asked (DETACH) and comes back 300 ms later; the
