@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `cmake --install BUILD --prefix P` gives working programs: the installed agent with a
+# simulated device, `usbnet list` and a libusb program under the installed shim against it,
+# from the installed paths alone; the installed unit passes `systemd-analyze verify`.
+#
+#   install_prefix.sh BUILD_DIR
+set -euo pipefail
+
+BUILD=$(cd "$1" && pwd)
+WORK=$(mktemp -d /tmp/usbnet-install.XXXXXX)
+P=$WORK/prefix
+AGENT_PID=
+trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+say() { printf '== %s\n' "$*"; }
+fail() {
+  printf 'FAIL: %s\n' "$*" >&2
+  [ -f "$WORK/agent.log" ] && tail -n 20 "$WORK/agent.log" >&2
+  exit 1
+}
+
+cmake --install "$BUILD" --prefix "$P" >"$WORK/install.log" || fail "$(cat "$WORK/install.log")"
+libdir=$(cd "$P" && ls -d lib*/usbnet | head -1)
+for f in bin/usbnet bin/usbnet-agent "$libdir/libusbnet.so" include/usbnet/protocol.h \
+  share/doc/usbnet/PROTOCOL.md share/man/man1/usbnet.1.gz share/man/man8/usbnet-agent.8.gz \
+  share/man/man7/libusbnet.7.gz lib/systemd/system/usbnet-agent.service etc/usbnet/agent.toml; do
+  [ -e "$P/$f" ] || fail "$f is not installed"
+done
+find "$P" -name usbnet.lua -path '*wireshark/plugins*' | grep -q . || fail "no Wireshark plugin"
+say "installed into $P"
+
+say "the programs run from there, on their own"
+# The build tree must play no part: no RUNPATH into it.
+for f in "$P/bin/usbnet" "$P/bin/usbnet-agent" "$P/$libdir/libusbnet.so"; do
+  if readelf -d "$f" | grep -q "R.*PATH.*$BUILD"; then fail "$f still points into the build tree"; fi
+done
+"$P/bin/usbnet-agent" --listen 127.0.0.1:0 --no-usb --simulate loopback \
+  --config "$P/etc/usbnet/agent.toml" --export '*' >"$WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 100); do
+  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/agent.log")
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+[ -n "$PORT" ] || fail "the installed agent did not start"
+"$P/bin/usbnet" list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
+LD_PRELOAD="${USBNET_PRELOAD_BEFORE_SHIM:-}$P/$libdir/libusbnet.so" USBNET_AGENT="127.0.0.1:$PORT" USBNET_DEVICES='1209:*' \
+  lsusb -v -d 1209:0001 >"$WORK/lsusb.out" 2>&1 || fail "lsusb: $(cat "$WORK/lsusb.out")"
+grep -q "bInterfaceClass *255" "$WORK/lsusb.out" || fail "lsusb -v through the shim"
+kill "$AGENT_PID"
+wait "$AGENT_PID" || true
+AGENT_PID=
+say "usbnet list and lsusb -v through the installed shim"
+
+say "systemd-analyze verify"
+unit=$P/lib/systemd/system/usbnet-agent.service
+grep -q "^ExecStart=$P/bin/usbnet-agent --config $P/etc/usbnet/agent.toml$" "$unit" ||
+  fail "the unit does not start the installed agent with the installed configuration"
+# Its Documentation= page is looked up with man: the prefix's.
+MANPATH=$P/share/man SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$unit" >"$WORK/verify.log" 2>&1 ||
+  fail "systemd-analyze verify: $(cat "$WORK/verify.log")"
+if [ -s "$WORK/verify.log" ]; then fail "systemd-analyze verify: $(cat "$WORK/verify.log")"; fi
+say "passed"
