@@ -55,7 +55,7 @@ grep -q '^Depends: .*libusb-1.0-0' <(dpkg-deb -f "$deb" Depends | sed 's/^/Depen
   fail "the dependencies were not computed from the binaries: $(dpkg-deb -f "$deb" Depends)"
 
 say "lintian"
-lintian --fail-on error --no-tag-display-limit "$deb" >"$WORK/lintian.log" 2>&1 ||
+lintian --fail-on error --tag-display-limit 0 "$deb" >"$WORK/lintian.log" 2>&1 ||
   fail "lintian: $(cat "$WORK/lintian.log")"
 cat "$WORK/lintian.log"
 
@@ -93,7 +93,8 @@ kill "$AGENT_PID"
 wait "$AGENT_PID" || true
 AGENT_PID=
 if command -v tshark >/dev/null; then
-  tshark -o gui.console_open:NEVER -G protocols 2>/dev/null | grep -q '^usbnet URB protocol' ||
+  # (-G must come first.)
+  tshark -G protocols 2>/dev/null | grep -q '^usbnet URB protocol' ||
     fail "Wireshark does not load the installed dissector"
   tshark -o gui.console_open:NEVER -r "$WORK/agent.pcap" -Y 'usb.urb_type == 67' 2>/dev/null |
     grep -q . || fail "the agent's capture does not decode"
