@@ -116,33 +116,37 @@ void capture_submission(const void* key, const RemoteDevice& device, const wire:
   c->write();
 }
 
-void capture_submission_error(const void* key, int error) {
+namespace {
+
+// The URB's last record: `append` writes it, then the URB is forgotten.
+template <typename Append>
+void finish(const void* key, Append append) {
   Capture* c = the_capture();
   if (!c) return;
   std::lock_guard lock(c->mutex);
   auto it = c->in_flight.find(key);
   if (it == c->in_flight.end()) return;
   if (c->file->active()) {
-    capture::append_submission_error(c->records, it->second, errno_of(error),
-                                     capture::PcapFile::now());
+    append(c->records, it->second, capture::PcapFile::now());
     c->write();
   }
   c->in_flight.erase(it);
 }
 
+}  // namespace
+
+void capture_submission_error(const void* key, int error) {
+  finish(key, [&](wire::Bytes& out, const capture::Urb& urb, capture::Timestamp now) {
+    capture::append_submission_error(out, urb, errno_of(error), now);
+  });
+}
+
 void capture_completion(const void* key, wire::UrbStatus status, std::uint32_t actual_length,
                         std::span<const wire::IsoPacketResult> iso, wire::ByteView in_buffer) {
-  Capture* c = the_capture();
-  if (!c) return;
-  std::lock_guard lock(c->mutex);
-  auto it = c->in_flight.find(key);
-  if (it == c->in_flight.end()) return;
-  if (c->file->active()) {
-    capture::append_completion(c->records, it->second, capture::Outcome{status, actual_length, iso},
-                               in_buffer, capture::PcapFile::now());
-    c->write();
-  }
-  c->in_flight.erase(it);
+  finish(key, [&](wire::Bytes& out, const capture::Urb& urb, capture::Timestamp now) {
+    capture::append_completion(out, urb, capture::Outcome{status, actual_length, iso}, in_buffer,
+                               now);
+  });
 }
 
 }  // namespace usbnet::interpose

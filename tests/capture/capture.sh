@@ -40,7 +40,7 @@ fail() {
   exit 1
 }
 cleanup() {
-  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
+  stop_agent
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,22 +56,9 @@ tshark_fields() {  # FILE FILTER FIELD...
   "${TSHARK[@]}" -r "$file" -Y "$filter" -T fields "${args[@]}" 2>"$WORK/tshark.log"
 }
 
-# Starts the agent with these arguments on a free port of 127.0.0.1; sets PORT.
-start_agent() {
-  "$AGENT" --listen 127.0.0.1:0 --no-usb "$@" >"$WORK/agent.log" 2>&1 &
-  AGENT_PID=$!
-  for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/agent.log")
-    [ -n "$PORT" ] && return 0
-    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent did not start"
-    sleep 0.1
-  done
-  fail "the agent did not say its port"
-}
-stop_agent() {
-  kill "$AGENT_PID" && wait "$AGENT_PID" || true
-  AGENT_PID=
-}
+source "$HERE/../support/agent.sh"
+# The agent with these arguments on a free port of 127.0.0.1, no real devices; sets PORT.
+agent() { start_agent "$WORK/agent.log" "$AGENT" --listen 127.0.0.1:0 --no-usb "$@"; }
 # A program under the shim, its output in $WORK/NAME.out.
 shim() {
   local name=$1
@@ -83,7 +70,7 @@ count() { grep -c . || true; }
 
 case "$CASE" in
   descriptors)
-    start_agent --simulate loopback,mouse
+    agent --simulate loopback,mouse
     export USBNET_PCAP=$WORK/shim.pcap
     shim list_devices "$EXAMPLES/list_devices" 1209:0001
     shim control_demo "$EXAMPLES/control_demo"
@@ -108,7 +95,7 @@ case "$CASE" in
     ;;
 
   hid)
-    start_agent --simulate mouse
+    agent --simulate mouse
     USBNET_PCAP=$WORK/shim.pcap shim hid_read "$BUILD/tests/capture/hid_read" 1209:0002 5
     cat "$WORK/hid_read.out"
     say "the report descriptor, decoded item by item"
@@ -122,7 +109,7 @@ case "$CASE" in
     ;;
 
   iso)
-    start_agent --simulate audio
+    agent --simulate audio
     USBNET_PCAP=$WORK/shim.pcap shim iso_capture "$EXAMPLES/iso_capture" 4 8 2
     say "isochronous completions with their packet descriptors"
     lines=$(tshark_fields "$WORK/shim.pcap" 'usb.transfer_type == 0 && usb.urb_type == 67' \
@@ -136,7 +123,7 @@ case "$CASE" in
     ;;
 
   bulk)
-    start_agent --simulate loopback --pcap "$WORK/agent.pcap"
+    agent --simulate loopback --pcap "$WORK/agent.pcap"
     USBNET_PCAP=$WORK/shim.pcap shim bulk_loopback "$EXAMPLES/bulk_loopback" 1209:0001 3
     stop_agent
     for side in shim agent; do
@@ -153,7 +140,7 @@ case "$CASE" in
     ;;
 
   killed)
-    start_agent --simulate loopback
+    agent --simulate loopback
     env LD_PRELOAD="$PRELOAD" USBNET_AGENT="127.0.0.1:$PORT" USBNET_DEVICES='1209:*' \
       USBNET_PCAP="$WORK/shim.pcap" "$EXAMPLES/async_stream" in 4 16384 100000 \
       >"$WORK/stream.log" 2>&1 &
@@ -186,7 +173,7 @@ case "$CASE" in
   dissector)
     [ "$(id -u)" -eq 0 ] || { echo "SKIP: capturing on loopback needs root"; exit 77; }
     command -v tcpdump >/dev/null || fail "tcpdump is not installed (Debian package tcpdump)"
-    start_agent --simulate loopback,mouse
+    agent --simulate loopback,mouse
     tcpdump -i lo -U -B 65536 -w "$WORK/lo.pcap" -Z root "tcp port $PORT" >"$WORK/tcpdump.log" 2>&1 &
     tcpdump=$!
     for _ in $(seq 100); do

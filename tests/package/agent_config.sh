@@ -13,7 +13,8 @@ CLI=$BUILD/src/cli/usbnet
 EXAMPLE=$HERE/../../packaging/agent.toml
 WORK=$(mktemp -d /tmp/usbnet-config.XXXXXX)
 AGENT_PID=
-trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+source "$HERE/../support/agent.sh"
+trap 'stop_agent; rm -rf "$WORK"' EXIT
 
 say() { printf '== %s\n' "$*"; }
 fail() {
@@ -34,22 +35,7 @@ expect_error() {  # FILE EXPECTED_LINE [FLAGS...]
   say "refused: $expected"
 }
 
-start_agent() {
-  "$AGENT" "$@" >"$WORK/agent.log" 2>&1 &
-  AGENT_PID=$!
-  for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/agent.log")
-    [ -n "$PORT" ] && return 0
-    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent did not start"
-    sleep 0.1
-  done
-  fail "the agent did not say its port"
-}
-stop_agent() {
-  kill "$AGENT_PID"
-  wait "$AGENT_PID" || true
-  AGENT_PID=
-}
+agent() { start_agent "$WORK/agent.log" "$AGENT" "$@"; }
 
 say "every option a file may set is documented in the example configuration"
 options=$("$AGENT" --help | grep -o -- '--[a-z][a-z-]*' | sort -u |
@@ -77,7 +63,7 @@ TOML
 for option in $options; do
   grep -q "^${option#--} = " "$WORK/all.toml" || fail "the test's file does not set ${option#--}"
 done
-start_agent --config "$WORK/all.toml"
+agent --config "$WORK/all.toml"
 listing=$("$CLI" list --agent "127.0.0.1:$PORT")
 echo "$listing"
 grep -q "1209:0001" <<<"$listing" || fail "the loopback device is not exported"
@@ -87,7 +73,7 @@ grep -q "debug:" "$WORK/agent.log" || fail "log-level = \"debug\" had no effect"
 stop_agent
 
 say "a flag beats the file"
-start_agent --config "$WORK/all.toml" --export 1209:0002
+agent --config "$WORK/all.toml" --export 1209:0002
 listing=$("$CLI" list --agent "127.0.0.1:$PORT")
 grep -q "1209:0002" <<<"$listing" || fail "--export 1209:0002 lost against the file"
 grep -q "1209:0001" <<<"$listing" && fail "the file's export won over the flag"

@@ -9,7 +9,9 @@
 #   deb_package.sh BUILD_DIR
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=$(cd "$1" && pwd)
+source "$HERE/../support/agent.sh"
 WORK=$(mktemp -d /tmp/usbnet-deb.XXXXXX)
 AGENT_PID=
 MARK=/var/lib/usbnet-package-test.installed
@@ -28,7 +30,7 @@ exec 9>/run/lock/usbnet-package-test.lock
 flock -w 600 9 || fail "another package test holds /run/lock/usbnet-package-test.lock"
 APT=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=300)
 cleanup() {
-  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
+  stop_agent
   if [ -f "$MARK" ]; then "${APT[@]}" purge usbnet >/dev/null 2>&1 && rm -f "$MARK"; fi
   rm -rf "$WORK"
 }
@@ -74,24 +76,15 @@ SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /lib/systemd/system/usbnet-agent
 [ -s "$WORK/verify.log" ] && fail "systemd-analyze verify: $(cat "$WORK/verify.log")"
 
 say "the installed agent with a simulated device, the installed client against it"
-/usr/bin/usbnet-agent --config /etc/usbnet/agent.toml --listen 127.0.0.1:0 --no-usb \
-  --simulate loopback --export '1209:*' --pcap "$WORK/agent.pcap" >"$WORK/agent.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 100); do
-  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/agent.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || fail "the installed agent did not start"
+start_agent "$WORK/agent.log" /usr/bin/usbnet-agent --config /etc/usbnet/agent.toml \
+  --listen 127.0.0.1:0 --no-usb --simulate loopback --export '1209:*' --pcap "$WORK/agent.pcap"
 /usr/bin/usbnet list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
 shim=$(dpkg -L usbnet | grep '/libusbnet.so$')
 LD_PRELOAD=$shim USBNET_AGENT=127.0.0.1:$PORT USBNET_DEVICES='1209:*' lsusb -v -d 1209:0001 \
   >"$WORK/lsusb.out" 2>&1 || fail "lsusb under $shim: $(cat "$WORK/lsusb.out")"
 grep -q 'iProduct.*Loopback' "$WORK/lsusb.out" || grep -q "bInterfaceClass *255" "$WORK/lsusb.out" ||
   fail "lsusb -v through the installed shim: $(cat "$WORK/lsusb.out")"
-kill "$AGENT_PID"
-wait "$AGENT_PID" || true
-AGENT_PID=
+stop_agent
 if command -v tshark >/dev/null; then
   # (-G must come first.)
   tshark -G protocols 2>/dev/null | grep -q '^usbnet URB protocol' ||

@@ -6,11 +6,13 @@
 #   install_prefix.sh BUILD_DIR
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=$(cd "$1" && pwd)
 WORK=$(mktemp -d /tmp/usbnet-install.XXXXXX)
 P=$WORK/prefix
 AGENT_PID=
-trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+source "$HERE/../support/agent.sh"
+trap 'stop_agent; rm -rf "$WORK"' EXIT
 say() { printf '== %s\n' "$*"; }
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
@@ -33,22 +35,13 @@ say "the programs run from there, on their own"
 for f in "$P/bin/usbnet" "$P/bin/usbnet-agent" "$P/$libdir/libusbnet.so"; do
   if readelf -d "$f" | grep -q "R.*PATH.*$BUILD"; then fail "$f still points into the build tree"; fi
 done
-"$P/bin/usbnet-agent" --listen 127.0.0.1:0 --no-usb --simulate loopback \
-  --config "$P/etc/usbnet/agent.toml" --export '*' >"$WORK/agent.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 100); do
-  PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/agent.log")
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || fail "the installed agent did not start"
+start_agent "$WORK/agent.log" "$P/bin/usbnet-agent" --listen 127.0.0.1:0 --no-usb \
+  --simulate loopback --config "$P/etc/usbnet/agent.toml" --export '*'
 "$P/bin/usbnet" list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
 LD_PRELOAD="${USBNET_PRELOAD_BEFORE_SHIM:-}$P/$libdir/libusbnet.so" USBNET_AGENT="127.0.0.1:$PORT" USBNET_DEVICES='1209:*' \
   lsusb -v -d 1209:0001 >"$WORK/lsusb.out" 2>&1 || fail "lsusb: $(cat "$WORK/lsusb.out")"
 grep -q "bInterfaceClass *255" "$WORK/lsusb.out" || fail "lsusb -v through the shim"
-kill "$AGENT_PID"
-wait "$AGENT_PID" || true
-AGENT_PID=
+stop_agent
 say "usbnet list and lsusb -v through the installed shim"
 
 say "systemd-analyze verify"
