@@ -30,12 +30,13 @@ AGENT=$BUILD/src/agent/usbnet-agent
 EXAMPLES=$BUILD/examples
 PRELOAD=${USBNET_CAPTURE_PRELOAD:-$BUILD/src/interpose/libusbnet.so}
 DISSECTOR=$HERE/../../src/wireshark/usbnet.lua
-WORK=$(mktemp -d /tmp/usbnet-capture.XXXXXX)
+WORK=$(mktemp -d "$BUILD/tests/capture/run.XXXXXX")
 AGENT_PID=
 
 say() { printf '== [%s] %s\n' "$CASE" "$*"; }
 fail() {
   printf 'FAIL [%s]: %s\n' "$CASE" "$*" >&2
+  [ -n "${USBNET_CAPTURE_KEEP:-}" ] && cp -r "$WORK" "$USBNET_CAPTURE_KEEP"
   for log in "$WORK"/*.log; do [ -f "$log" ] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }; done
   exit 1
 }
@@ -210,6 +211,11 @@ case "$CASE" in
     missing=$(comm -23 <(echo "$traced") "$WORK/decoded.txt")
     [ -z "$missing" ] || fail "trans_ids in the trace but not decoded: $missing"
     say "$(count <<<"$traced") trans_ids, each one decoded"
+    say "on a port other than 3241 without Decode As, found by the heuristic"
+    heuristic=$("${TSHARK[@]}" -X "lua_script:$DISSECTOR" -r "$WORK/lo.pcap" -Y usbnet.trans_id \
+      -T fields -e usbnet.trans_id 2>/dev/null | tr ',' '\n' | sort -un)
+    missing=$(comm -23 <(echo "$traced") <(echo "$heuristic"))
+    [ -z "$missing" ] || fail "the heuristic missed trans_ids: $missing"
     say "URB headers: submissions and completions with their fields"
     "${tshark_usbnet[@]}" -r "$WORK/lo.pcap" -Y 'usbnet.type == 0x0030 && usbnet.urb.type == 0' \
       -T fields -e usbnet.urb.setup.bRequest 2>/dev/null | grep -q . || fail "no control URB_SUBMIT"

@@ -11,7 +11,7 @@ BUILD=$(cd "$1" && pwd)
 AGENT=$BUILD/src/agent/usbnet-agent
 CLI=$BUILD/src/cli/usbnet
 EXAMPLE=$HERE/../../packaging/agent.toml
-WORK=$(mktemp -d /tmp/usbnet-config.XXXXXX)
+WORK=$(mktemp -d "$BUILD/tests/package/agent_config.XXXXXX")
 AGENT_PID=
 source "$HERE/../support/agent.sh"
 trap 'stop_agent; rm -rf "$WORK"' EXIT

@@ -12,7 +12,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=$(cd "$1" && pwd)
 source "$HERE/../support/agent.sh"
-WORK=$(mktemp -d /tmp/usbnet-deb.XXXXXX)
+WORK=$(mktemp -d "$BUILD/tests/package/deb_package.XXXXXX")
 AGENT_PID=
 MARK=/var/lib/usbnet-package-test.installed
 say() { printf '== %s\n' "$*"; }

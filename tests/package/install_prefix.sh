@@ -8,7 +8,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=$(cd "$1" && pwd)
-WORK=$(mktemp -d /tmp/usbnet-install.XXXXXX)
+WORK=$(mktemp -d "$BUILD/tests/package/install_prefix.XXXXXX")
 P=$WORK/prefix
 AGENT_PID=
 source "$HERE/../support/agent.sh"

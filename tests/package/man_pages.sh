@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SOURCE=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 MAN=$BUILD/docs/man
-WORK=$(mktemp -d /tmp/usbnet-man.XXXXXX)
+WORK=$(mktemp -d "$BUILD/tests/package/man_pages.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 say() { printf '== %s\n' "$*"; }
 fail() {
