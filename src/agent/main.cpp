@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -50,6 +51,10 @@ int write_udev_rules(const std::string& path, const DeviceFilter& exports) {
     std::fputs(rules.c_str(), stdout);
     return 0;
   }
+  // /run/udev/rules.d exists only once something has put rules there.
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   std::ofstream out(path, std::ios::trunc);
   out << rules;
   out.close();

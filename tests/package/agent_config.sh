@@ -100,4 +100,15 @@ grep -q "^usbnet-agent: $WORK/syntax.toml:1:[0-9]*: " <<<"$message" ||
 message=$("$AGENT" --config "$WORK/missing.toml" 2>&1 || true)
 expect_error "$WORK/missing.toml" "$message"
 grep -q "^usbnet-agent: $WORK/missing.toml" <<<"$message" || fail "a missing file is not named: $message"
+say "--write-udev-rules: the export list as udev rules, in a directory made for them"
+rules=$WORK/run/udev/rules.d/70-usbnet-agent.rules
+printf 'export = "0483:df11,1209:*"\n' >"$WORK/udev.toml"
+"$AGENT" --config "$WORK/udev.toml" --write-udev-rules "$rules" || fail "--write-udev-rules failed"
+cat "$rules"
+grep -c '^ACTION' "$rules" | grep -qx 2 || fail "not one rule per export pattern"
+grep -q 'ATTR{bDeviceClass}!="09", ATTR{idVendor}=="0483", ATTR{idProduct}=="df11", GROUP="usbnet", MODE="0664"' \
+  "$rules" || fail "no rule for 0483:df11"
+grep -q 'ATTR{idVendor}=="1209", GROUP="usbnet"' "$rules" || fail "no rule for 1209:*"
+"$AGENT" --config "$EXAMPLE" --write-udev-rules "$rules" || fail "--write-udev-rules failed"
+grep -q '^ACTION' "$rules" && fail "the example configuration exports nothing, yet its rules grant a device"
 say "passed"
