@@ -1,9 +1,10 @@
 // usbnet: the command-line client. `usbnet list` prints what an agent exports, lsusb style (the
-// counterpart of `usbip list -r`).
+// counterpart of `usbip list -r`); `usbnet run PROGRAM` runs a program with the shim preloaded.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
+#include "cli/run_command.h"
 #include "client/agent_client.h"
 #include "common/log.h"
 #include "common/topology.h"
@@ -121,6 +122,18 @@ int main(int argc, char** argv) {
   list_command->add_option("--timeout", timeout_ms, "Milliseconds to wait for the agent")
       ->capture_default_str()
       ->check(CLI::Range(10u, 600000u));
+  cli::RunRequest run_request;
+  auto* run_command = app.add_subcommand(
+      "run", "Run PROGRAM [ARGS...] with libusbnet.so preloaded: usbnet run [--agent HOST:PORT[,...]] "
+             "[--devices VID:PID[,...]] [--] PROGRAM [ARGS...]");
+  run_command->prefix_command();  // everything from PROGRAM on is the program's
+  run_command->add_option("--agent", run_request.agent,
+                          "The agents, HOST:PORT[,...] (sets USBNET_AGENT; default: the "
+                          "environment's, else 127.0.0.1:3241)");
+  run_command->add_option("--devices", run_request.devices,
+                          "The devices to use remotely, VID:PID[,...] with * wildcards (sets "
+                          "USBNET_DEVICES; default: the environment's, else every exported one)");
+  run_command->footer(cli::run_help_footer());
   app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
       ->capture_default_str();
   try {
@@ -137,5 +150,16 @@ int main(int argc, char** argv) {
   if (!level) return fail("--log-level: '" + log_level + "' is not a log level");
   log::set_level(*level);
   if (list_command->parsed()) return list(agent, timeout_ms);
+  if (run_command->parsed()) {
+    run_request.command = run_command->remaining();
+    if (!run_request.command.empty() && run_request.command.front() == "--") {
+      run_request.command.erase(run_request.command.begin());
+    } else if (!run_request.command.empty() && run_request.command.front().starts_with("-")) {
+      std::fprintf(stderr, "usbnet run: unknown option %s (see usbnet run --help)\n",
+                   run_request.command.front().c_str());
+      return 2;
+    }
+    return cli::run_program(run_request);
+  }
   return 0;
 }
