@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -103,7 +104,8 @@ std::optional<std::string> read_dynamic(Elf* elf, const GElf_Phdr& dynamic,
     if (!name) return "a DT_NEEDED name lies outside the string table";
     facts.needed.push_back(*name);
   }
-  for (auto [offsets, out] : {std::pair{&rpath, &facts.rpath}, std::pair{&runpath, &facts.runpath}}) {
+  for (auto [offsets, out] :
+       {std::pair{&rpath, &facts.rpath}, std::pair{&runpath, &facts.runpath}}) {
     for (std::uint64_t at : *offsets) {
       auto path = string_at(table, strings->d_size, at);
       if (!path) return "a DT_RPATH or DT_RUNPATH lies outside the string table";
@@ -116,8 +118,7 @@ std::optional<std::string> read_dynamic(Elf* elf, const GElf_Phdr& dynamic,
 // Defined functions with the prefix, from every symbol table section (.dynsym, .symtab).
 void read_symbols(Elf* elf, const std::string& prefix, ElfFacts& facts) {
   std::size_t symbols_read = 0;
-  for (Elf_Scn* section = elf_nextscn(elf, nullptr); section;
-       section = elf_nextscn(elf, section)) {
+  for (Elf_Scn* section = elf_nextscn(elf, nullptr); section; section = elf_nextscn(elf, section)) {
     GElf_Shdr header;
     if (!gelf_getshdr(section, &header)) continue;
     if (header.sh_type != SHT_SYMTAB && header.sh_type != SHT_DYNSYM) continue;
@@ -150,7 +151,8 @@ Expected<ElfFacts, std::string> read_elf(const std::string& path,
                                          const std::string& function_prefix) {
   if (elf_version(EV_CURRENT) == EV_NONE) return Unexpected<std::string>{"libelf is too old"};
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Unexpected<std::string>{std::string("cannot read it: ") + std::strerror(errno)};
+  if (fd < 0)
+    return Unexpected<std::string>{std::string("cannot read it: ") + std::strerror(errno)};
   FdCloser closer{fd};
   std::unique_ptr<Elf, ElfEnd> elf(elf_begin(fd, ELF_C_READ, nullptr));
   if (!elf || elf_kind(elf.get()) != ELF_K_ELF) return bad(elf_errmsg(-1));
@@ -162,6 +164,16 @@ Expected<ElfFacts, std::string> read_elf(const std::string& path,
   std::size_t count = 0;
   if (elf_getphdrnum(elf.get(), &count) != 0) return bad(elf_errmsg(-1));
   if (count > kMaxProgramHeaders) return bad("too many program headers");
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return bad("cannot stat it");
+  const std::uint64_t file_size = static_cast<std::uint64_t>(st.st_size);
+  // libelf gives no program headers at all when the table is cut short: check what the header
+  // declares.
+  const std::uint64_t declared = header.e_phnum == PN_XNUM ? count : header.e_phnum;
+  const std::uint64_t table_size = declared * header.e_phentsize;
+  if (declared != count || header.e_phoff > file_size || table_size > file_size - header.e_phoff) {
+    return bad("its program headers lie outside the file");
+  }
   std::vector<GElf_Phdr> loads;
   std::optional<GElf_Phdr> dynamic;
   for (std::size_t i = 0; i < count; ++i) {

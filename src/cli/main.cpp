@@ -124,8 +124,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(10u, 600000u));
   cli::RunRequest run_request;
   auto* run_command = app.add_subcommand(
-      "run", "Run PROGRAM [ARGS...] with libusbnet.so preloaded: usbnet run [--agent HOST:PORT[,...]] "
-             "[--devices VID:PID[,...]] [--] PROGRAM [ARGS...]");
+      "run",
+      "Run PROGRAM [ARGS...] with libusbnet.so preloaded: usbnet run [--agent HOST:PORT[,...]] "
+      "[--devices VID:PID[,...]] [--] PROGRAM [ARGS...]");
   run_command->prefix_command();  // everything from PROGRAM on is the program's
   run_command->add_option("--agent", run_request.agent,
                           "The agents, HOST:PORT[,...] (sets USBNET_AGENT; default: the "
@@ -136,8 +137,12 @@ int main(int argc, char** argv) {
   run_command->footer(cli::run_help_footer());
   app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
       ->capture_default_str();
+  // `usbnet run [OPTIONS] -- PROGRAM ...`: CLI11 would take what follows "--" as positionals
+  // of `run`, so the command is split off first.
+  std::vector<std::string> after_separator;
+  const int parsed_argc = cli::split_run_command(argc, argv, after_separator);
   try {
-    app.parse(argc, argv);
+    app.parse(parsed_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
@@ -152,8 +157,9 @@ int main(int argc, char** argv) {
   if (list_command->parsed()) return list(agent, timeout_ms);
   if (run_command->parsed()) {
     run_request.command = run_command->remaining();
-    if (!run_request.command.empty() && run_request.command.front() == "--") {
-      run_request.command.erase(run_request.command.begin());
+    if (parsed_argc != argc) {
+      run_request.command.insert(run_request.command.end(), after_separator.begin(),
+                                 after_separator.end());
     } else if (!run_request.command.empty() && run_request.command.front().starts_with("-")) {
       std::fprintf(stderr, "usbnet run: unknown option %s (see usbnet run --help)\n",
                    run_request.command.front().c_str());

@@ -97,8 +97,7 @@ std::optional<std::string> expand(std::string dir, const std::string& origin) {
 // The file the loader would take for DT_NEEDED `name` before its default directories: the
 // program's DT_RPATH (without DT_RUNPATH), LD_LIBRARY_PATH, then DT_RUNPATH.
 std::optional<std::string> private_library(const std::string& name, const ElfFacts& facts,
-                                           const std::string& program,
-                                           const SearchPaths& search) {
+                                           const std::string& program, const SearchPaths& search) {
   if (name.find('/') != std::string::npos) return name;
   const std::string origin = std::filesystem::path(program).parent_path().string();
   std::vector<std::string> dirs;
@@ -164,8 +163,7 @@ std::optional<std::string> elf_obstacle(const std::string& program, const ShimFa
   }
   std::set<std::string> own;
   std::set_intersection(facts->defined_functions.begin(), facts->defined_functions.end(),
-                        shim.exports.begin(), shim.exports.end(),
-                        std::inserter(own, own.begin()));
+                        shim.exports.begin(), shim.exports.end(), std::inserter(own, own.begin()));
   if (!own.empty()) {
     return " carries its own libusb (it defines " + joined(own, 3) +
            "): its calls never reach libusbnet.so";

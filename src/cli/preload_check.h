@@ -20,9 +20,9 @@ struct ShimFacts {
 };
 
 struct SearchPaths {
-  std::string path;             // PATH, for #!/usr/bin/env NAME
-  std::string library_path;     // LD_LIBRARY_PATH the program will run with
-  std::string system_libusb;    // the file the loader finds for libusb-1.0.so.0 by default
+  std::string path;           // PATH, for #!/usr/bin/env NAME
+  std::string library_path;   // LD_LIBRARY_PATH the program will run with
+  std::string system_libusb;  // the file the loader finds for libusb-1.0.so.0 by default
 };
 
 // The program as execvp() would find it in `path` (names with a '/' are taken as they are);

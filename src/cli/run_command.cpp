@@ -138,9 +138,8 @@ int run_program(const RunRequest& request) {
   const std::string path_variable = env_or("PATH", "");
   const auto program = find_in_path(name, path_variable);
   if (!program) {
-    return say(127, name + (name.find('/') != std::string::npos
-                                ? ": no such executable file"
-                                : ": command not found in PATH"));
+    return say(127, name + (name.find('/') != std::string::npos ? ": no such executable file"
+                                                                : ": command not found in PATH"));
   }
   const SearchPaths search{path_variable, env_or("LD_LIBRARY_PATH", ""), USBNET_SYSTEM_LIBUSB};
   if (auto why = preload_obstacle(*program, *shim, search)) {
@@ -166,6 +165,24 @@ int run_program(const RunRequest& request) {
     ::execv("/bin/sh", sh.data());
   }
   return say(e == ENOENT ? 127 : 126, name + ": " + std::strerror(e));
+}
+
+int split_run_command(int argc, char** argv, std::vector<std::string>& command) {
+  int i = 1;
+  while (i < argc && std::strcmp(argv[i], "run") != 0) ++i;
+  for (++i; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") {
+      command.assign(argv + i + 1, argv + argc);
+      return i;
+    }
+    if (arg == "--agent" || arg == "--devices") {
+      ++i;  // its value
+    } else if (!arg.starts_with("-")) {
+      break;  // PROGRAM: everything from here on is the program's
+    }
+  }
+  return argc;
 }
 
 std::string run_help_footer() {

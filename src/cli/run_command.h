@@ -19,6 +19,11 @@ struct RunRequest {
 // usbnet, 127 no such program), having printed one line.
 int run_program(const RunRequest& request);
 
+// When argv is `usbnet [...] run [OPTIONS] -- PROGRAM [ARGS...]`: moves PROGRAM [ARGS...] to
+// `command` and returns the count of the arguments before "--" (the rest for the option
+// parser); else returns argc. Only a "--" before the first word that is not an option counts.
+int split_run_command(int argc, char** argv, std::vector<std::string>& command);
+
 // The text `usbnet run --help` shows after the options.
 std::string run_help_footer();
 

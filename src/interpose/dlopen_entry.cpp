@@ -7,8 +7,11 @@
 // return its handle or jump to the C library's function with the original arguments and the
 // original return address still in place, as if the program had called it directly.
 //
-// Elsewhere a C wrapper does the same job, except that the C library then sees the shim as the
-// caller (RUNPATH/$ORIGIN of the program are not searched for its dlopen() calls).
+// Elsewhere a C wrapper does the same job. Its last call is a tail call, which GCC at -O2
+// compiles to a jump (then the C library still sees the program's return address), but nothing
+// guarantees it: compiled as a real call, the C library takes the shim for the caller and the
+// program's RUNPATH/$ORIGIN is not searched (the RUNPATH test of dlopen_test.cpp fails so;
+// USBNET_PORTABLE_DLOPEN builds this wrapper on x86-64 too, to check that).
 #include "interpose/dlopen_hook.h"
 
 #if defined(__x86_64__) && !defined(USBNET_PORTABLE_DLOPEN)
@@ -152,7 +155,7 @@ extern "C" __attribute__((visibility("default"))) void* dlmopen(Lmid_t namespace
       usbnet_dlmopen_answer(namespace_id, file, mode, __builtin_return_address(0));
   if (answer.handle) return answer.handle;
   return reinterpret_cast<void* (*)(Lmid_t, const char*, int)>(answer.next)(namespace_id, file,
-                                                                             mode);
+                                                                            mode);
 }
 
 #endif

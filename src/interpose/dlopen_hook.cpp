@@ -143,8 +143,8 @@ extern "C" UsbnetDlopenAnswer usbnet_dlopen_answer(const char* file, int mode,
   return {handle, reinterpret_cast<void*>(next().dlopen)};
 }
 
-extern "C" UsbnetDlopenAnswer usbnet_dlmopen_answer(Lmid_t namespace_id, const char* file,
-                                                    int mode, const void* caller) noexcept {
+extern "C" UsbnetDlopenAnswer usbnet_dlmopen_answer(Lmid_t namespace_id, const char* file, int mode,
+                                                    const void* caller) noexcept {
   void* handle = nullptr;
   // Only the base namespace has the shim (glibc preloads nothing into a new one): a libusb
   // loaded into another namespace is the real library on its own.

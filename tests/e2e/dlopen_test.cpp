@@ -18,7 +18,9 @@ namespace {
 
 const std::string kPython = "/usr/bin/python3";  // Debian's, which has python3-usb and -usb1
 
-std::string script(const std::string& name) { return std::string(USBNET_TEST_PYTHON_DIR) + "/" + name; }
+std::string script(const std::string& name) {
+  return std::string(USBNET_TEST_PYTHON_DIR) + "/" + name;
+}
 
 // What dlopen_libusb prints when a way worked through the shim.
 const std::string kThroughShim =
@@ -63,9 +65,10 @@ TEST_CASE("dlopen of libusb by its file's path, a symlink with another name, or 
   std::filesystem::create_symlink(system, renamed);
   const std::filesystem::path elsewhere = dir.path / "elsewhere";
   std::filesystem::create_directory(elsewhere);
-  std::filesystem::create_symlink(std::filesystem::canonical(system), elsewhere / "libusb-1.0.so.0");
-  for (const std::string path : {system, std::filesystem::canonical(system).string(),
-                                 renamed.string(), (elsewhere / "libusb-1.0.so.0").string()}) {
+  std::filesystem::create_symlink(std::filesystem::canonical(system),
+                                  elsewhere / "libusb-1.0.so.0");
+  for (const std::string& path : {system, std::filesystem::canonical(system).string(),
+                                  renamed.string(), (elsewhere / "libusb-1.0.so.0").string()}) {
     const RunResult r = dlopen_libusb(agent, {"path", path});
     INFO(path << "\n" << r.out << r.err);
     CHECK(r.status == 0);
@@ -83,7 +86,7 @@ TEST_CASE("dlopen of libusb with RTLD_GLOBAL, then dlsym(RTLD_DEFAULT)") {
   CHECK(r.err.empty());
 }
 
-TEST_CASE("dlopen of libusb twice, by soname and by path; dlclose of one; loaded again") {
+TEST_CASE("dlopen of libusb twice, by soname and by path, dlclose of one, loaded again") {
   AgentProcess agent;
   const RunResult r = dlopen_libusb(agent, {"twice", USBNET_TEST_SYSTEM_LIBUSB});
   INFO(r.out << r.err);
@@ -144,7 +147,7 @@ TEST_CASE("a Python program that never uses libusb: its modules load, libusb doe
   const std::string code =
       "import ctypes, ctypes.util, json, ssl, sqlite3, zlib\n"
       "ctypes.CDLL(ctypes.util.find_library('z'))\n"
-      "print('libusb' in open('/proc/self/maps').read())\n";
+      "print('libusb-1.0' in open('/proc/self/maps').read())\n";
   const RunResult plain = run({kPython, "-c", code});
   const RunResult shimmed = run({kPython, "-c", code}, shim_env(agent));
   INFO(plain.out << plain.err << "\n--- under the shim:\n" << shimmed.out << shimmed.err);

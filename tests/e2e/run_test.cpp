@@ -66,8 +66,8 @@ void write_file(const fs::path& path, const std::string& bytes, fs::perms perms)
 
 TEST_CASE("usbnet run: an unmodified libusb program gets the remote devices") {
   AgentProcess agent;
-  const RunResult r = usbnet_run({"--agent", agent.endpoint(), "--devices", "1209:0001",
-                                  Programs::example("list_devices")});
+  const RunResult r = usbnet_run(
+      {"--agent", agent.endpoint(), "--devices", "1209:0001", Programs::example("list_devices")});
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK(r.out.find("ID 1209:0001") != std::string::npos);
@@ -75,13 +75,14 @@ TEST_CASE("usbnet run: an unmodified libusb program gets the remote devices") {
   CHECK(r.err.empty());
 }
 
-TEST_CASE("usbnet run: pyusb lists the simulated devices (python3 -c 'import usb.core; ...')") {
+TEST_CASE("usbnet run: pyusb lists the simulated devices, python3 -c 'import usb.core ...'") {
   AgentProcess agent;
-  const RunResult r = usbnet_run(
-      {"--agent", agent.endpoint(), "/usr/bin/python3", "-c",
-       "import usb.core\n"
-       "for d in usb.core.find(find_all=True, idVendor=0x1209):\n"
-       "    print(f'{d.idVendor:04x}:{d.idProduct:04x} {d.product}')\n"});
+  const RunResult r =
+      usbnet_run({"--agent", agent.endpoint(), "/usr/bin/python3", "-c",
+                  "import usb.core\n"
+                  "devices = usb.core.find(find_all=True, idVendor=0x1209)\n"
+                  "for d in sorted(devices, key=lambda d: d.idProduct):\n"
+                  "    print(f'{d.idVendor:04x}:{d.idProduct:04x} {d.product}')\n"});
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK(r.out == "1209:0001 Loopback\n1209:0002 Boot Mouse\n");
@@ -94,10 +95,11 @@ TEST_CASE("usbnet run: the program's exit status, arguments and environment") {
   auto env = clean_env();
   env["LD_PRELOAD"] = (env["LD_PRELOAD"] == kUnset ? "" : env["LD_PRELOAD"] + ":") + leaf;
   env["USBNET_LOG"] = "error";
-  const RunResult r = usbnet_run(
-      {"--agent", agent.endpoint(), "--devices", "1209:*", "--", "/bin/sh", "-c",
-       "echo \"$LD_PRELOAD|$USBNET_AGENT|$USBNET_DEVICES|$USBNET_LOG|$1\"; exit 7", "sh", "arg one"},
-      env);
+  const RunResult r =
+      usbnet_run({"--agent", agent.endpoint(), "--devices", "1209:*", "--", "/bin/sh", "-c",
+                  "echo \"$LD_PRELOAD|$USBNET_AGENT|$USBNET_DEVICES|$USBNET_LOG|$1\"; exit 7", "sh",
+                  "arg one"},
+                 env);
   INFO(r.out << r.err);
   CHECK(r.status == 7);
   const std::string before = USBNET_PRELOAD_BEFORE_SHIM;  // sanitizer runtimes stay first
@@ -106,7 +108,8 @@ TEST_CASE("usbnet run: the program's exit status, arguments and environment") {
   CHECK(r.err.empty());
 
   // Without --agent and USBNET_AGENT: the default agent; USBNET_AGENT and USBNET_DEVICES kept.
-  const RunResult defaults = usbnet_run({"sh", "-c", "echo $USBNET_AGENT; echo ${USBNET_DEVICES-unset}"});
+  const RunResult defaults =
+      usbnet_run({"sh", "-c", "echo $USBNET_AGENT; echo ${USBNET_DEVICES-unset}"});
   CHECK(defaults.status == 0);
   CHECK(defaults.out == "127.0.0.1:3241\nunset\n");
   env = clean_env();
@@ -116,7 +119,7 @@ TEST_CASE("usbnet run: the program's exit status, arguments and environment") {
   CHECK(kept.out == "lab-pc:4000 0483:df11\n");
 }
 
-TEST_CASE("usbnet run: USBNET_SHIM names the shim; a wrong one is one line") {
+TEST_CASE("usbnet run: USBNET_SHIM names the shim, a wrong one is one line") {
   auto env = clean_env();
   env["USBNET_SHIM"] = Programs::shim();
   const RunResult given = usbnet_run({"sh", "-c", "echo $LD_PRELOAD"}, env);
@@ -182,8 +185,9 @@ TEST_CASE("usbnet run refuses a program that carries its own libusb") {
   one_line_saying(linked_in, "carries its own libusb (it defines libusb_init)");
   const RunResult newer = usbnet_run({Programs::test_program("uses_newer_libusb")});
   CHECK(newer.status == 126);
-  one_line_saying(newer, "libusb-1.0.so.0) with functions libusbnet.so does not have "
-                         "(libusb_init_context)");
+  one_line_saying(newer,
+                  "libusb-1.0.so.0) with functions libusbnet.so does not have "
+                  "(libusb_init_context)");
 }
 
 TEST_CASE("usbnet run: a program with a copy of the system's libusb of its own works") {
@@ -192,9 +196,8 @@ TEST_CASE("usbnet run: a program with a copy of the system's libusb of its own w
   fs::copy_file(USBNET_TEST_SYSTEM_LIBUSB, dir.path / "libusb-1.0.so.0");
   auto env = clean_env();
   env["LD_LIBRARY_PATH"] = dir.path.string();
-  const RunResult r =
-      usbnet_run({"--agent", agent.endpoint(), Programs::example("list_devices"), "1209:0001"},
-                 env);
+  const RunResult r = usbnet_run(
+      {"--agent", agent.endpoint(), Programs::example("list_devices"), "1209:0001"}, env);
   INFO(r.out << r.err);
   CHECK(r.status == 0);
   CHECK(r.out.find("ID 1209:0001") != std::string::npos);
@@ -205,11 +208,13 @@ TEST_CASE("usbnet run refuses another architecture and malformed files in one li
   ScratchDir dir("elf");
   // An ELF header of a 32-bit i386 executable, no more.
   std::string header(52, '\0');
-  header.replace(0, 7, "\x7f" "ELF\x01\x01\x01");
-  header[16] = 2;     // ET_EXEC
-  header[18] = 3;     // EM_386
-  header[20] = 1;     // EV_CURRENT
-  header[40] = 52;    // e_ehsize
+  header.replace(0, 7,
+                 "\x7f"
+                 "ELF\x01\x01\x01");
+  header[16] = 2;   // ET_EXEC
+  header[18] = 3;   // EM_386
+  header[20] = 1;   // EV_CURRENT
+  header[40] = 52;  // e_ehsize
   write_file(dir.path / "i386", header, fs::perms::owner_all);
   const RunResult arch = usbnet_run({(dir.path / "i386").string()});
   CHECK(arch.status == 126);

@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
     by_handle("twice, loaded again", "libusb-1.0.so.0", RTLD_NOW | RTLD_LOCAL);
   } else if (strcmp(way, "threads") == 0) {
     pthread_t threads[4];
-    for (int i = 0; i < 4; ++i) check(pthread_create(&threads[i], NULL, thread_main, NULL) == 0,
-                                      "pthread_create");
+    for (int i = 0; i < 4; ++i)
+      check(pthread_create(&threads[i], NULL, thread_main, NULL) == 0, "pthread_create");
     int all = 1;
     for (int i = 0; i < 4; ++i) {
       void* remote = NULL;
@@ -198,8 +198,10 @@ int main(int argc, char** argv) {
     }
     check(all, "every thread sees the two remote devices");
   } else if (strcmp(way, "default") == 0 || strcmp(way, "next") == 0) {
-    if (resolve(strcmp(way, "default") == 0 ? RTLD_DEFAULT : RTLD_NEXT, &api)) exercise(way, &api);
-    else ++failures;
+    if (resolve(strcmp(way, "default") == 0 ? RTLD_DEFAULT : RTLD_NEXT, &api))
+      exercise(way, &api);
+    else
+      ++failures;
   } else if (strcmp(way, "dlmopen") == 0) {
     void* h = dlmopen(LM_ID_BASE, "libusb-1.0.so.0", RTLD_NOW);
     check(h != NULL, "dlmopen");
