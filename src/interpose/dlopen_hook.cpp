@@ -78,10 +78,10 @@ bool is_libusb_file(const char* path) {
 // path of the library's file.
 bool names_libusb(const char* file) {
   if (!file || !*file) return false;
-  if (is_libusb_name(file)) return !std::strchr(file, '/') || ::access(file, F_OK) == 0;
-  if (!std::strchr(file, '/')) return false;
+  const bool path = std::strchr(file, '/') != nullptr;
+  if (!path) return is_libusb_name(file);
   const int saved_errno = errno;  // the program's dlopen() alone decides what errno says
-  const bool answer = is_libusb_file(file);
+  const bool answer = is_libusb_name(file) ? ::access(file, F_OK) == 0 : is_libusb_file(file);
   errno = saved_errno;
   return answer;
 }
