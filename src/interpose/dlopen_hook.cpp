@@ -129,6 +129,8 @@ void* answer_for_libusb_guarded(const char* file, int mode) noexcept {
 
 }  // namespace
 
+void* load_library(const char* file, int mode) { return next().dlopen(file, mode); }
+
 }  // namespace usbnet::interpose
 
 using namespace usbnet::interpose;

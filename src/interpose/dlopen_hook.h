@@ -24,3 +24,14 @@ UsbnetDlopenAnswer usbnet_dlopen_answer(const char* file, int mode, const void* 
 UsbnetDlopenAnswer usbnet_dlmopen_answer(Lmid_t namespace_id, const char* file, int mode,
                                          const void* caller) noexcept;
 }
+
+namespace usbnet::interpose {
+
+// The C library's dlopen(), for the shim's own loads (the real libusb). Not ::dlopen: that name
+// binds to the first definition in the process's search order, which may be another preloaded
+// interposer's (ThreadSanitizer's, say) that passes the request on to the shim's entry as if
+// the program had made it, and the shim would then answer a request for the real libusb with
+// itself.
+void* load_library(const char* file, int mode);
+
+}  // namespace usbnet::interpose

@@ -67,6 +67,22 @@ TEST_CASE("dlopen of libusb by its soname, RTLD_LOCAL, gives libusbnet's functio
   CHECK(r.err.empty());
 }
 
+TEST_CASE("dlopen of libusb through another preloaded dlopen interposer placed before the shim") {
+  // Its dlopen() reaches the shim's entry from outside the shim, for the program's requests
+  // and the shim's own alike: the shim must still load the real libusb for itself.
+  AgentProcess agent;
+  auto env = shim_env(agent);
+  // (A sanitizer's runtime stays first, as it must.)
+  env["LD_PRELOAD"] = std::string(USBNET_PRELOAD_BEFORE_SHIM) + USBNET_TEST_DLOPEN_FORWARDER + ":" +
+                      Programs::shim();
+  const RunResult r = run({Programs::test_program("dlopen_libusb"), "soname"}, env);
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("soname: " + kThroughShim) != std::string::npos);
+  CHECK(r.out.find("the real libusb-1.0 is loaded") != std::string::npos);
+  CHECK(r.err.empty());
+}
+
 TEST_CASE("dlopen of libusb by its file's path, a symlink with another name, or another path") {
   AgentProcess agent;
   TempDir dir;
