@@ -79,9 +79,9 @@ say "the installed agent with a simulated device, the installed client against i
 start_agent "$WORK/agent.log" /usr/bin/usbnet-agent --config /etc/usbnet/agent.toml \
   --listen 127.0.0.1:0 --no-usb --simulate loopback --export '1209:*' --pcap "$WORK/agent.pcap"
 /usr/bin/usbnet list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
-shim=$(dpkg -L usbnet | grep '/libusbnet.so$')
-LD_PRELOAD=$shim USBNET_AGENT=127.0.0.1:$PORT USBNET_DEVICES='1209:*' lsusb -v -d 1209:0001 \
-  >"$WORK/lsusb.out" 2>&1 || fail "lsusb under $shim: $(cat "$WORK/lsusb.out")"
+# usbnet run finds the installed shim from its own executable.
+/usr/bin/usbnet run --agent "127.0.0.1:$PORT" --devices '1209:*' lsusb -v -d 1209:0001 \
+  >"$WORK/lsusb.out" 2>&1 || fail "usbnet run lsusb: $(cat "$WORK/lsusb.out")"
 grep -q 'iProduct.*Loopback' "$WORK/lsusb.out" || grep -q "bInterfaceClass *255" "$WORK/lsusb.out" ||
   fail "lsusb -v through the installed shim: $(cat "$WORK/lsusb.out")"
 stop_agent
@@ -92,7 +92,7 @@ if command -v tshark >/dev/null; then
   tshark -o gui.console_open:NEVER -r "$WORK/agent.pcap" -Y 'usb.urb_type == 67' 2>/dev/null |
     grep -q . || fail "the agent's capture does not decode"
 fi
-say "usbnet list, lsusb -v under the installed shim, the agent's capture decoded"
+say "usbnet list, usbnet run lsusb -v (the installed shim), the agent's capture decoded"
 
 say "apt-get purge usbnet"
 "${APT[@]}" purge usbnet >"$WORK/apt.log" 2>&1 || fail "apt-get purge: $(cat "$WORK/apt.log")"

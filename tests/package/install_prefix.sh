@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `cmake --install BUILD --prefix P` gives working programs: the installed agent with a
-# simulated device, `usbnet list` and a libusb program under the installed shim against it,
+# simulated device, `usbnet list` and `usbnet run lsusb -v` (the installed shim) against it,
 # from the installed paths alone; the installed unit passes `systemd-analyze verify`.
 #
 #   install_prefix.sh BUILD_DIR
@@ -38,11 +38,19 @@ done
 start_agent "$WORK/agent.log" "$P/bin/usbnet-agent" --listen 127.0.0.1:0 --no-usb \
   --simulate loopback --config "$P/etc/usbnet/agent.toml" --export '*'
 "$P/bin/usbnet" list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
-LD_PRELOAD="${USBNET_PRELOAD_BEFORE_SHIM:-}$P/$libdir/libusbnet.so" USBNET_AGENT="127.0.0.1:$PORT" USBNET_DEVICES='1209:*' \
-  lsusb -v -d 1209:0001 >"$WORK/lsusb.out" 2>&1 || fail "lsusb: $(cat "$WORK/lsusb.out")"
+if [ -z "${USBNET_PRELOAD_BEFORE_SHIM:-}" ]; then
+  # usbnet run finds the installed shim from its own executable.
+  "$P/bin/usbnet" run --agent "127.0.0.1:$PORT" --devices '1209:*' lsusb -v -d 1209:0001 \
+    >"$WORK/lsusb.out" 2>&1 || fail "usbnet run lsusb: $(cat "$WORK/lsusb.out")"
+else
+  # A sanitized shim needs its runtimes preloaded first, which usbnet run does not do.
+  LD_PRELOAD="$USBNET_PRELOAD_BEFORE_SHIM$P/$libdir/libusbnet.so" USBNET_AGENT="127.0.0.1:$PORT" \
+    USBNET_DEVICES='1209:*' lsusb -v -d 1209:0001 >"$WORK/lsusb.out" 2>&1 ||
+    fail "lsusb: $(cat "$WORK/lsusb.out")"
+fi
 grep -q "bInterfaceClass *255" "$WORK/lsusb.out" || fail "lsusb -v through the shim"
 stop_agent
-say "usbnet list and lsusb -v through the installed shim"
+say "usbnet list, and lsusb -v under usbnet run (the installed shim)"
 
 say "systemd-analyze verify"
 unit=$P/lib/systemd/system/usbnet-agent.service
