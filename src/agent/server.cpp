@@ -3,6 +3,8 @@
 #include <fcntl.h>
 
 #include "common/log.h"
+#include "transport/asio_connection.h"
+#include "transport/tcp_channel.h"
 
 namespace usbnet::agent {
 
@@ -49,11 +51,14 @@ void Server::accept_next() {
     } else {
       boost::system::error_code ignored;
       const auto remote = socket.remote_endpoint(ignored);
-      transport::ConnectionOptions copts = options_.connection;
+      transport::StreamOptions copts = options_.connection;
       copts.peer_name = fmt::format("{}:{}", remote.address().to_string(), remote.port());
       auto session = std::make_shared<Session>(registry_, options_.session);
-      auto connection = transport::make_tcp_connection(std::move(socket), session, copts);
-      session->attach(connection);
+      auto connection = std::make_shared<transport::AsioConnection>(
+          io_.get_executor(),
+          std::make_unique<transport::TcpChannel>(socket.release(), copts.piece_size), copts,
+          session);
+      session->attach(connection->shared_stream());
       registry_.add_session(session);
       std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
       sessions_.push_back(session);

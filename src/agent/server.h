@@ -9,8 +9,8 @@
 
 #include "agent/registry.h"
 #include "agent/session.h"
-#include "transport/connection.h"
 #include "transport/endpoint.h"
+#include "transport/framed_stream.h"
 #include "usbnet/expected.h"
 
 namespace usbnet::agent {
@@ -18,7 +18,7 @@ namespace usbnet::agent {
 struct ServerOptions {
   transport::Endpoint listen;
   SessionOptions session;
-  transport::ConnectionOptions connection;
+  transport::StreamOptions connection;
 };
 
 class Server {

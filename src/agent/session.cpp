@@ -16,7 +16,7 @@ Session::Session(DeviceRegistry& registry, SessionOptions options)
 
 Session::~Session() { log::debug("{}: session ended", peer_); }
 
-void Session::attach(std::shared_ptr<transport::Connection> connection) {
+void Session::attach(std::shared_ptr<transport::FramedStream> connection) {
   connection_ = std::move(connection);
   peer_ = connection_->peer_name();
 }

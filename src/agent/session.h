@@ -18,7 +18,7 @@
 #include "agent/device.h"
 #include "agent/registry.h"
 #include "agent/urb_capture.h"
-#include "transport/connection.h"
+#include "transport/framed_stream.h"
 #include "usbnet/pieces.h"
 
 namespace usbnet::agent {
@@ -33,12 +33,12 @@ struct SessionOptions {
   std::shared_ptr<UrbCapture> capture;
 };
 
-class Session : public transport::ConnectionHandler, public std::enable_shared_from_this<Session> {
+class Session : public transport::StreamHandler, public std::enable_shared_from_this<Session> {
  public:
   Session(DeviceRegistry& registry, SessionOptions options);
   ~Session() override;
 
-  void attach(std::shared_ptr<transport::Connection> connection);
+  void attach(std::shared_ptr<transport::FramedStream> connection);
 
   void on_message(wire::Message&& message) override;
   std::span<std::uint8_t> payload_destination(const wire::Message& head,
@@ -100,7 +100,7 @@ class Session : public transport::ConnectionHandler, public std::enable_shared_f
 
   DeviceRegistry& registry_;
   SessionOptions options_;
-  std::shared_ptr<transport::Connection> connection_;
+  std::shared_ptr<transport::FramedStream> connection_;
   std::string peer_;
   bool hello_done_ = false;
   bool closed_ = false;

@@ -21,7 +21,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // The socket options usbnet's own loopback connections use: TCP_NODELAY, and Reno (see
-// src/transport/socket_options.cpp: on loopback a model-based controller such as BBR paces a
+// src/transport/tcp_channel.cpp: on loopback a model-based controller such as BBR paces a
 // long-lived connection at a stale rate). A fresh raw connection gets the same throughput
 // with either; using usbnet's keeps the comparison like for like.
 void set_nodelay(int fd) {

@@ -16,7 +16,8 @@
 #include <unordered_map>
 
 #include "common/log.h"
-#include "transport/connection.h"
+#include "transport/asio_connection.h"
+#include "transport/tcp_channel.h"
 
 namespace usbnet::client {
 
@@ -45,7 +46,7 @@ class AgentClient::Impl {
       watchdog_.cancel();
       if (socket_) socket_->close();
       if (resolver_) resolver_->cancel();
-      if (conn_) conn_->close("client shutting down");
+      if (conn_) conn_->stream().close("client shutting down");
     });
     // Let the close complete everything, then stop.
     {
@@ -110,14 +111,16 @@ class AgentClient::Impl {
   }
 
   void on_socket_connected() {
-    transport::ConnectionOptions copts;
-    copts.heartbeat = options_.heartbeat;
-    copts.dead_after = options_.dead_after;
-    copts.piece_size = options_.piece_size;
-    copts.peer_name = options_.agent.to_string();
-    copts.foreground_reading = true;  // event loops read answers on their own thread
+    transport::StreamOptions stream_options;
+    stream_options.heartbeat = options_.heartbeat;
+    stream_options.dead_after = options_.dead_after;
+    stream_options.piece_size = options_.piece_size;
+    stream_options.peer_name = options_.agent.to_string();
     auto handler = std::make_shared<Handler>(this, ++generation_);
-    auto conn = transport::make_tcp_connection(std::move(*socket_), handler, copts);
+    auto conn = std::make_shared<transport::AsioConnection>(
+        io_.get_executor(),
+        std::make_unique<transport::TcpChannel>(socket_->release(), options_.piece_size),
+        stream_options, handler);
     socket_.reset();
     {
       std::lock_guard lock(mutex_);
@@ -125,13 +128,13 @@ class AgentClient::Impl {
       hello_id_ = next_id_locked();
     }
     conn->start();
-    conn->send(wire::Hello{hello_id_,
-                           wire::kProtocolVersion,
-                           wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver,
-                           static_cast<std::uint32_t>(options_.heartbeat.count()),
-                           wire::AuthMethod::None,
-                           {},
-                           options_.name});
+    conn->stream().send(wire::Hello{hello_id_,
+                                    wire::kProtocolVersion,
+                                    wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver,
+                                    static_cast<std::uint32_t>(options_.heartbeat.count()),
+                                    wire::AuthMethod::None,
+                                    {},
+                                    options_.name});
   }
 
   void connect_failed(const std::string& reason) {
@@ -139,7 +142,7 @@ class AgentClient::Impl {
     connect_timer_.cancel();
     if (socket_) socket_->close();
     socket_.reset();
-    std::shared_ptr<transport::Connection> conn;
+    std::shared_ptr<transport::AsioConnection> conn;
     {
       std::lock_guard lock(mutex_);
       conn = conn_;
@@ -147,7 +150,7 @@ class AgentClient::Impl {
       if (!conn) set_idle_locked();
     }
     // A connection that got as far as the handshake ends through on_closed.
-    if (conn) conn->close(reason);
+    if (conn) conn->stream().close(reason);
     if (!conn) schedule_retry();
   }
 
@@ -171,7 +174,7 @@ class AgentClient::Impl {
 
   // ---- messages from the agent -------------------------------------------------------------
 
-  struct Handler : transport::ConnectionHandler {
+  struct Handler : transport::StreamHandler {
     Handler(Impl* impl, std::uint64_t generation) : impl(impl), generation(generation) {}
     void on_message(wire::Message&& m) override { impl->on_message(std::move(m)); }
     std::span<std::uint8_t> payload_destination(const wire::Message& head,
@@ -202,11 +205,11 @@ class AgentClient::Impl {
   void handle(const wire::Hello& hello) {
     if (hello.id != hello_id_ || handshake_done_) return protocol_fault("unexpected HELLO");
     handshake_done_ = true;
-    conn_->set_peer_heartbeat(std::chrono::milliseconds(hello.heartbeat_ms));
+    conn_->stream().set_peer_heartbeat(std::chrono::milliseconds(hello.heartbeat_ms));
     std::lock_guard lock(mutex_);
     capabilities_ = hello.capabilities;
     list_id_ = next_id_locked();
-    conn_->send(wire::ListDevices{list_id_});
+    conn_->stream().send(wire::ListDevices{list_id_});
     log::debug("connected to {} ({})", options_.agent.to_string(), hello.name);
   }
 
@@ -220,7 +223,7 @@ class AgentClient::Impl {
     }
     // The listener learns of the devices before anyone waiting in ensure_connected() wakes up
     // to ask for them.
-    listener_->on_connected(list.devices, conn_->native_handle());
+    listener_->on_connected(list.devices, conn_->stream().pollable_fd());
     std::lock_guard lock(mutex_);
     state_ = State::Ready;
     state_changed_.notify_all();
@@ -285,18 +288,18 @@ class AgentClient::Impl {
     // Reported once, as the reason the connection ended.
     log::debug("agent {}: protocol violation: {}; closing the connection",
                options_.agent.to_string(), what);
-    std::shared_ptr<transport::Connection> conn;
+    std::shared_ptr<transport::AsioConnection> conn;
     {
       std::lock_guard lock(mutex_);
       conn = conn_;
     }
     if (conn) {
-      conn->send(wire::Error{0, kIo, "protocol error: " + what});
-      conn->close("protocol violation: " + what);
+      conn->stream().send(wire::Error{0, kIo, "protocol error: " + what});
+      conn->stream().close("protocol violation: " + what);
     }
   }
 
-  std::shared_ptr<transport::Connection> ready_connection() const {
+  std::shared_ptr<transport::AsioConnection> ready_connection() const {
     std::lock_guard lock(mutex_);
     return state_ == State::Ready ? conn_ : nullptr;
   }
@@ -366,7 +369,7 @@ class AgentClient::Impl {
   Expected<std::uint32_t, std::int32_t> request(wire::Message message) {
     auto waiter = std::make_shared<std::promise<Expected<std::uint32_t, std::int32_t>>>();
     auto result = waiter->get_future();
-    std::shared_ptr<transport::Connection> conn;
+    std::shared_ptr<transport::AsioConnection> conn;
     std::uint32_t id;
     {
       std::lock_guard lock(mutex_);
@@ -380,12 +383,12 @@ class AgentClient::Impl {
       pending_.emplace(id, waiter);
       conn = conn_;
     }
-    if (!conn->send(message)) {
+    if (!conn->stream().send(message)) {
       std::lock_guard lock(mutex_);
       pending_.erase(id);
       return Unexpected{kNoDevice};
     }
-    conn->expect_answer();
+    conn->reclaim();
     if (result.wait_for(options_.request_timeout) != std::future_status::ready) {
       std::lock_guard lock(mutex_);
       if (pending_.erase(id) > 0) {
@@ -400,7 +403,7 @@ class AgentClient::Impl {
 
   Expected<std::uint32_t, std::int32_t> submit(wire::UrbSubmit submit, std::span<std::uint8_t> in,
                                                UrbDone done) {
-    std::shared_ptr<transport::Connection> conn;
+    std::shared_ptr<transport::AsioConnection> conn;
     {
       std::lock_guard lock(mutex_);
       if (state_ != State::Ready) return Unexpected{kNoDevice};
@@ -419,7 +422,7 @@ class AgentClient::Impl {
       conn = conn_;
     }
     const std::uint32_t trans_id = submit.trans_id;
-    if (!conn->send_urb(std::move(submit), nullptr)) {
+    if (!conn->stream().send_urb(std::move(submit), nullptr)) {
       // Closed meanwhile. If the close has already reported this URB, its `done` has run and
       // the submission stands; otherwise it is taken back and the caller gets the error.
       ReadyCompletions ready;
@@ -438,13 +441,13 @@ class AgentClient::Impl {
   }
 
   bool cancel(std::uint32_t trans_id) {
-    std::shared_ptr<transport::Connection> conn;
+    std::shared_ptr<transport::AsioConnection> conn;
     {
       std::lock_guard lock(mutex_);
       if (!tracker_.contains(trans_id) || !conn_) return false;
       conn = conn_;
     }
-    if (conn->withdraw(trans_id) == transport::Withdrawn::NotSent) {
+    if (conn->stream().withdraw(trans_id) == transport::Withdrawn::NotSent) {
       // The agent never saw it: it ends here.
       ReadyCompletions ready;
       {
@@ -453,7 +456,7 @@ class AgentClient::Impl {
       }
       asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
     } else {
-      conn->send(wire::UrbCancel{trans_id});
+      conn->stream().send(wire::UrbCancel{trans_id});
     }
     return true;
   }
@@ -464,7 +467,7 @@ class AgentClient::Impl {
     watchdog_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       std::vector<std::uint32_t> expired;
-      std::shared_ptr<transport::Connection> conn;
+      std::shared_ptr<transport::AsioConnection> conn;
       bool rearm;
       {
         std::lock_guard lock(mutex_);
@@ -473,8 +476,8 @@ class AgentClient::Impl {
         watchdog_armed_ = rearm;
       }
       for (std::uint32_t trans_id : expired) {
-        if (conn && conn->withdraw(trans_id) != transport::Withdrawn::NotSent) {
-          conn->send(wire::UrbCancel{trans_id});
+        if (conn && conn->stream().withdraw(trans_id) != transport::Withdrawn::NotSent) {
+          conn->stream().send(wire::UrbCancel{trans_id});
         }
         ReadyCompletions ready;
         {
@@ -517,7 +520,7 @@ class AgentClient::Impl {
   State state_ = State::Idle;
   bool retry_pending_ = false;
   std::string last_error_ = "not connected";
-  std::shared_ptr<transport::Connection> conn_;
+  std::shared_ptr<transport::AsioConnection> conn_;
   std::uint32_t last_id_ = 0;
   std::uint32_t hello_id_ = 0;
   std::uint32_t list_id_ = 0;
@@ -527,7 +530,7 @@ class AgentClient::Impl {
                      std::shared_ptr<std::promise<Expected<std::uint32_t, std::int32_t>>>>
       pending_;
   UrbTracker tracker_;
-  std::shared_ptr<transport::Connection> corked_;  // the connection cork() applied to
+  std::shared_ptr<transport::AsioConnection> corked_;  // the connection cork() applied to
   bool watchdog_armed_ = false;  // the watchdog looks for overdue URBs every 100 ms
 
   std::thread thread_;  // last: starts after everything above exists
@@ -571,54 +574,29 @@ Expected<std::uint32_t, std::int32_t> AgentClient::submit(wire::UrbSubmit submit
 
 bool AgentClient::cancel(std::uint32_t trans_id) { return impl_->cancel(trans_id); }
 
-AgentClient::ForegroundReading::ForegroundReading(std::shared_ptr<transport::Connection> c)
-    : connection_(std::move(c)) {
-  if (connection_) {
-    connection_->claim_reading();
-    claim_.reset(connection_.get());
-  }
-}
-
-AgentClient::ForegroundReading::~ForegroundReading() = default;
-
-void AgentClient::ForegroundReading::Release::operator()(transport::Connection* c) const {
-  c->release_reading();
-}
-
-int AgentClient::ForegroundReading::fd() const {
-  return connection_ ? connection_->native_handle() : -1;
-}
-
-short AgentClient::ForegroundReading::events() const {
-  return connection_ ? connection_->poll_events() : 0;
-}
-
-void AgentClient::ForegroundReading::service(short revents) {
-  if (connection_) connection_->service(revents);
-}
-
-AgentClient::ForegroundReading AgentClient::claim_reading() {
-  return ForegroundReading(impl_->ready_connection());
+transport::AsioConnection::Loan AgentClient::lend_stream() {
+  auto conn = impl_->ready_connection();
+  return conn ? conn->lend() : transport::AsioConnection::Loan{};
 }
 
 void AgentClient::cork() {
   std::lock_guard lock(impl_->mutex_);
   impl_->corked_ = impl_->conn_;
-  if (impl_->corked_) impl_->corked_->cork();
+  if (impl_->corked_) impl_->corked_->stream().cork();
 }
 
 void AgentClient::uncork() {
-  std::shared_ptr<transport::Connection> conn;
+  std::shared_ptr<transport::AsioConnection> conn;
   {
     std::lock_guard lock(impl_->mutex_);
     conn = std::move(impl_->corked_);
   }
-  if (conn) conn->uncork();
+  if (conn) conn->stream().uncork();
 }
 
 int AgentClient::socket_fd() const {
   std::lock_guard lock(impl_->mutex_);
-  return impl_->conn_ ? impl_->conn_->native_handle() : -1;
+  return impl_->conn_ ? impl_->conn_->stream().pollable_fd() : -1;
 }
 
 }  // namespace usbnet::client

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "client/urb_tracker.h"
-#include "transport/connection.h"
+#include "transport/asio_connection.h"
 #include "transport/endpoint.h"
 #include "usbnet/expected.h"
 #include "usbnet/messages.h"
@@ -82,32 +82,14 @@ class AgentClient {
   // first). Returns false if it is not in flight.
   bool cancel(std::uint32_t trans_id);
 
-  // For a thread that waits for URBs anyway (an event loop): it claims the connection's
-  // socket, polls it, and reads what arrived (and writes what waited for room) on its own
-  // thread, so that `done` runs there without a hop through the io thread. The claim ends with
-  // the object.
-  class ForegroundReading {
-   public:
-    ForegroundReading() = default;
-    explicit ForegroundReading(std::shared_ptr<class transport::Connection> connection);
-    ForegroundReading(ForegroundReading&&) noexcept = default;
-    ForegroundReading& operator=(ForegroundReading&&) noexcept = default;
-    ~ForegroundReading();
-    int fd() const;               // -1 when there is no connection
-    short events() const;         // what to poll the descriptor for
-    void service(short revents);  // after poll(): acts on what it reported
-
-   private:
-    struct Release {
-      void operator()(transport::Connection* c) const;
-    };
-    std::shared_ptr<transport::Connection> connection_;
-    std::unique_ptr<transport::Connection, Release> claim_;
-  };
-  ForegroundReading claim_reading();
-  // The connection's socket (-1 when there is none), for an event loop's list of descriptors.
+  // For a thread that waits for URBs anyway (an event loop): a loan of the connection's stream,
+  // whose descriptor it polls and whose answers it reads on its own thread, so that `done` runs
+  // there without a hop through the io thread (see transport::AsioConnection). Empty when there
+  // is no connection. The loan ends with the object.
+  transport::AsioConnection::Loan lend_stream();
+  // The connection's socket (-1 when there is none), for the program's list of descriptors.
   int socket_fd() const;
-  // Batches this thread's URBs into one write (see transport::Connection::cork).
+  // Batches this thread's URBs into one write (see transport::FramedStream::cork).
   void cork();
   void uncork();
 

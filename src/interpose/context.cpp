@@ -359,19 +359,20 @@ void Context::snapshot_links() {
 int Context::wait_and_dispatch(const timeval* tv) {
   std::vector<pollfd>& fds = poll_fds_;
   fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
-  // The agents' sockets: an answer that arrives while this thread waits is read and handled
-  // right here, without a hop through the connection's own thread.
+  // The agents' streams, borrowed from their io threads: an answer that arrives while this
+  // thread waits is read and handled right here, without a hop through another thread.
   snapshot_links();
-  polled_.clear();
+  loans_.clear();
+  int timeout_ms = to_milliseconds_rounded_up(*tv);
   for (const auto& link : links_snapshot_) {
-    auto reading = link->client().claim_reading();
-    if (reading.fd() < 0) continue;
-    fds.push_back({reading.fd(), reading.events(), 0});
-    polled_.push_back(std::move(reading));
+    auto loan = link->client().lend_stream();
+    if (loan.fd() < 0) continue;
+    if (loan.ready_now()) timeout_ms = 0;
+    fds.push_back({loan.fd(), loan.events(), 0});
+    loans_.push_back(std::move(loan));
   }
   links_snapshot_.clear();
   const std::size_t first_real = fds.size();
-  int timeout_ms = to_milliseconds_rounded_up(*tv);
   bool real_timeout = false;
   if (real_) {
     if (!real_poll_cache_valid_ || real_pollfds_stale_.load(std::memory_order_acquire)) {
@@ -393,13 +394,11 @@ int Context::wait_and_dispatch(const timeval* tv) {
   }
   const int n = ::poll(fds.data(), fds.size(), timeout_ms);
   if (n < 0) {
-    polled_.clear();
+    loans_.clear();
     return errno == EINTR ? LIBUSB_ERROR_INTERRUPTED : LIBUSB_ERROR_IO;
   }
-  for (std::size_t i = 0; i < polled_.size(); ++i) {
-    if (fds[1 + i].revents != 0) polled_[i].service(fds[1 + i].revents);
-  }
-  polled_.clear();  // the io thread may read again
+  for (std::size_t i = 0; i < loans_.size(); ++i) loans_[i].serve(fds[1 + i].revents);
+  loans_.clear();  // given back: the io threads may read again
   bool real_ready = real_timeout && n == 0;
   for (std::size_t i = first_real; i < fds.size(); ++i) {
     if (fds[i].revents != 0) real_ready = true;

@@ -170,7 +170,7 @@ class Context {
   std::vector<Event> draining_;
   std::vector<std::shared_ptr<AgentLink>> links_snapshot_;
   std::vector<pollfd> poll_fds_;
-  std::vector<client::AgentClient::ForegroundReading> polled_;
+  std::vector<transport::AsioConnection::Loan> loans_;
 
   // The real library's descriptors, cached; refreshed when its notifiers report a change.
   std::mutex pollfds_mutex_;

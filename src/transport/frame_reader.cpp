@@ -1,10 +1,5 @@
 #include "transport/frame_reader.h"
 
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "common/log.h"
 #include "transport/now_ns.h"
 
@@ -18,8 +13,11 @@ constexpr std::size_t kSmallRead = 4096;
 
 }  // namespace
 
-FrameReader::FrameReader(int fd, const std::string& peer_name)
-    : fd_(fd), peer_name_(peer_name), read_buffer_(kReadBufferSize), last_read_ns_(now_ns()) {}
+FrameReader::FrameReader(ByteChannel& channel, const std::string& peer_name)
+    : channel_(channel),
+      peer_name_(peer_name),
+      read_buffer_(kReadBufferSize),
+      last_read_ns_(now_ns()) {}
 
 std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSink& sink) {
   for (int rounds = 0; rounds < 64; ++rounds) {
@@ -31,19 +29,27 @@ std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSin
         !direct.empty() ? direct
                         : std::span<std::uint8_t>(read_buffer_)
                               .first(small_reads_ ? kSmallRead : read_buffer_.size());
-    const ssize_t n = ::recv(fd_, into.data(), into.size(), MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::nullopt;
-    if (n <= 0) {
-      return Failure{n == 0 ? "connection closed by peer" : std::string(std::strerror(errno)), {}};
+    const IoResult result = channel_.read(into);
+    switch (result.status) {
+      case IoResult::Status::Done:
+        break;
+      case IoResult::Status::WouldBlock:
+        readiness_.store(result.wait_for, std::memory_order_relaxed);
+        return std::nullopt;
+      case IoResult::Status::Closed:
+        return Failure{"connection closed by peer", {}};
+      case IoResult::Status::Failed:
+        return Failure{result.error, {}};
     }
-    const auto got = static_cast<std::size_t>(n);
+    readiness_.store(kReadable, std::memory_order_relaxed);
+    const std::size_t got = result.bytes;
     if (auto failure = consume(got, !direct.empty(), sink)) return failure;
     if (direct.empty() && got == into.size() && decoder_.direct_target().empty()) {
       small_reads_ = false;  // small frames queue up: read them in bulk
     }
-    // A short read took everything there was: the next recv() would find nothing.
-    if (got < into.size()) return std::nullopt;
+    // A short read took everything there was (unless the channel holds more it has decoded
+    // already): the next read would find nothing.
+    if (got < into.size() && !channel_.has_buffered_input()) return std::nullopt;
   }
   return std::nullopt;
 }

@@ -1,6 +1,6 @@
-// The receiving half of a framed TCP connection: reads what the socket has and turns it into
-// messages. Internal to the transport (see connection.h for the contract). One thread at a time
-// (the connection's read lock).
+// The receiving half of a framed stream: reads what the channel has and turns it into messages.
+// Internal to the transport (see framed_stream.h for the contract). One thread at a time (the
+// stream's read lock).
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/byte_channel.h"
 #include "usbnet/messages.h"
 #include "usbnet/stream_decoder.h"
 
@@ -17,29 +18,33 @@ namespace usbnet::transport {
 
 class FrameReader {
  public:
-  // Why reading stopped for good: the connection must close with `reason`; after a protocol
-  // error the peer is told why first (`tell_peer`).
+  // Why reading stopped for good: the stream must close with `reason`; after a protocol error
+  // the peer is told why first (`tell_peer`).
   struct Failure {
     std::string reason;
     std::optional<wire::Error> tell_peer;
   };
 
   // `peer_name` is for log lines and must outlive the reader.
-  FrameReader(int fd, const std::string& peer_name);
+  FrameReader(ByteChannel& channel, const std::string& peer_name);
 
-  // Reads until the socket has nothing more, passing each message to `sink` as it is decoded.
+  // Reads until the channel has nothing more (or for a bounded number of reads), passing each
+  // message to `sink` as it is decoded.
   std::optional<Failure> read_available(wire::MessageSink& sink);
   std::int64_t last_read_ns() const { return last_read_ns_.load(); }
+  // The readiness of the descriptor the last read waited for (readable, for plain TCP).
+  Readiness readiness() const { return readiness_.load(); }
 
  private:
   std::optional<Failure> consume(std::size_t n, bool direct, wire::MessageSink& sink);
 
-  const int fd_;
+  ByteChannel& channel_;
   const std::string& peer_name_;
   wire::StreamDecoder decoder_;
   std::vector<std::uint8_t> read_buffer_;
   bool small_reads_ = false;
   std::atomic<std::int64_t> last_read_ns_;
+  std::atomic<Readiness> readiness_{kReadable};
 };
 
 }  // namespace usbnet::transport

@@ -1,38 +1,11 @@
 #include "transport/frame_writer.h"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-
-#if defined(__SANITIZE_THREAD__)
-// ThreadSanitizer's dynamic annotations (libtsan exports them; GCC 12 ships no header for them).
-extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
-extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
-#endif
 
 namespace usbnet::transport {
 
 namespace {
-
-// sendmsg(), non-blocking. Under ThreadSanitizer its reads of the frames are not recorded: TSan
-// marks the bytes read when the call returns, not when the kernel copied them, and by then the
-// peer may have received them and answered, and the program may be refilling the buffer for its
-// next transfer. TSan cannot see that order, which goes through the other process.
-ssize_t send_frames(int fd, const msghdr& msg) {
-#if defined(__SANITIZE_THREAD__)
-  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
-  const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  const int error = errno;
-  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
-  errno = error;
-  return n;
-#else
-  return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-#endif
-}
 
 constexpr std::size_t kMaxIovecs = 64;
 // Payload pieces per write: up to this many bytes, so that a large transfer costs a few system
@@ -43,8 +16,8 @@ constexpr std::size_t kPieceBatchBytes = 256 * 1024;
 
 }  // namespace
 
-FrameWriter::FrameWriter(int fd, std::uint32_t piece_size, Owner& owner)
-    : fd_(fd), piece_size_(piece_size), owner_(owner), last_write_ns_(now_ns()) {}
+FrameWriter::FrameWriter(ByteChannel& channel, std::uint32_t piece_size, Owner& owner)
+    : channel_(channel), piece_size_(piece_size), owner_(owner), last_write_ns_(now_ns()) {}
 
 bool FrameWriter::send(const wire::Message& message) {
   QueuedFrame frame;
@@ -91,17 +64,23 @@ Withdrawn FrameWriter::withdraw(std::uint32_t trans_id) {
   syscall_done_.wait(lock, [this] { return !in_syscall_; });
   bool head_dropped = false;
   bool pieces_dropped = false;
+  std::size_t dropped = 0;
   auto drop = [&](FrameQueue& queue) {
     std::erase_if(queue, [&](const QueuedFrame& f) {
       if (f.trans_id != trans_id) return false;
       (f.urb_head ? head_dropped : pieces_dropped) = true;
+      dropped += f.size();
       return true;
     });
   };
   drop(urgent_);
   drop(ready_pieces_);
-  pieces_dropped |=
-      std::erase_if(streams_, [&](const PayloadStream& s) { return s.trans_id == trans_id; }) > 0;
+  pieces_dropped |= std::erase_if(streams_, [&](const PayloadStream& s) {
+                      if (s.trans_id != trans_id) return false;
+                      dropped += s.splitter.remaining();
+                      return true;
+                    }) > 0;
+  count_queued(0, dropped);
   if (head_dropped) return Withdrawn::NotSent;
   return pieces_dropped ? Withdrawn::PartlySent : Withdrawn::AlreadySent;
 }
@@ -117,25 +96,34 @@ void FrameWriter::uncork() {
   if (!held_.load(std::memory_order_seq_cst)) return;
   Lock lock(mutex_);
   held_ = false;
-  // A writer at work sends the held frames too; a blocked socket sends them when it has room.
+  // A writer at work sends the held frames too; a blocked channel sends them when it has room.
   if (writing_ || blocked_ || closed_) return;
   if (urgent_.size() == 1 && ready_pieces_.empty() && streams_.empty() &&
       partial_offset_ == partial_.size()) {
     // One frame (a single answer to what was read): the short way.
     QueuedFrame frame = std::move(urgent_.front());
     urgent_.pop_front();
+    count_queued(0, frame.size());
     return write_alone(std::move(frame), lock);
   }
   writing_ = true;
   flush(lock);
 }
 
+void FrameWriter::open() { write_when_room(); }
+
 void FrameWriter::write_when_room() {
   Lock lock(mutex_);
   if (!blocked_ || writing_ || closed_) return;
   blocked_ = false;
+  room_readiness_ = kNoReadiness;
   writing_ = true;
   flush(lock);
+}
+
+void FrameWriter::count_queued(std::size_t added, std::size_t removed) {
+  queued_bytes_.store(queued_bytes_.load(std::memory_order_relaxed) + added - removed,
+                      std::memory_order_relaxed);
 }
 
 bool FrameWriter::idle() {
@@ -157,6 +145,7 @@ void FrameWriter::close() {
   streams_.clear();
   partial_.clear();
   partial_offset_ = 0;
+  queued_bytes_ = 0;
 }
 
 bool FrameWriter::enqueue(QueuedFrame frame, std::optional<PayloadStream> stream) {
@@ -168,6 +157,7 @@ bool FrameWriter::enqueue(QueuedFrame frame, std::optional<PayloadStream> stream
     write_alone(std::move(frame), lock);
     return true;
   }
+  count_queued(frame.size() + (stream ? stream->splitter.remaining() : 0), 0);
   urgent_.push_back(std::move(frame));
   if (stream) streams_.push_back(std::move(*stream));
   if (writing_ || blocked_) return true;
@@ -185,40 +175,37 @@ bool FrameWriter::enqueue(QueuedFrame frame, std::optional<PayloadStream> stream
 
 // Sends `frame` while no other frame is queued or being written (the common case of a request
 // or a completion on an idle connection). Called with the lock held; like flush(), it releases
-// the lock during sendmsg() and leaves whatever the kernel did not take (and whatever other
+// the lock during the write and leaves whatever the channel did not take (and whatever other
 // threads queued meanwhile) to flush().
 void FrameWriter::write_alone(QueuedFrame frame, Lock& lock) {
   writing_ = true;
-  std::array<iovec, 2> iov{
+  const std::array<iovec, 2> iov{
       iovec{frame.head.data(), frame.head.size()},
       iovec{const_cast<std::uint8_t*>(frame.payload.data()), frame.payload.size()}};
-  msghdr msg{};
-  msg.msg_iov = iov.data();
-  msg.msg_iovlen = frame.payload.empty() ? 1 : 2;
   in_syscall_ = true;
   lock.unlock();
-  const ssize_t n = send_frames(fd_, msg);
-  const int error = errno;
+  IoResult result = channel_.write(std::span(iov).first(frame.payload.empty() ? 1 : 2));
   lock.lock();
   in_syscall_ = false;
   syscall_done_.notify_all();
-  if (n == static_cast<ssize_t>(frame.size())) {
+  const std::size_t n = result.status == IoResult::Status::Done ? result.bytes : 0;
+  if (n == frame.size()) {
     last_write_ns_ = now_ns();
     if (urgent_.empty() && streams_.empty()) return finished(lock);
-  } else if (n > 0) {
-    // The kernel took part of it: the rest goes first, from a copy (as in consume()).
-    last_write_ns_ = now_ns();
-    urgent_.push_front(std::move(frame));
-    consume(static_cast<std::size_t>(n), {1, 0});
-  } else if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
-    urgent_.push_front(std::move(frame));
-    writing_ = false;
-    owner_.write_failed(error);
-    return;
-  } else {
-    urgent_.push_front(std::move(frame));  // flush() retries, or waits for room
+    return flush(lock);
   }
-  flush(lock);
+  // The rest goes first: from a copy, if the channel took part of it (as in consume()).
+  count_queued(frame.size(), 0);
+  urgent_.push_front(std::move(frame));
+  if (n > 0) {
+    last_write_ns_ = now_ns();
+    consume(n, {1, 0});
+  } else if (result.status == IoResult::Status::Failed) {
+    writing_ = false;
+    owner_.write_failed(result.error);
+    return;
+  }
+  flush(lock);  // retries, or waits for room
 }
 
 // Moves a few pieces from the streams into ready_pieces_, round-robin, when nothing more urgent
@@ -233,6 +220,7 @@ void FrameWriter::take_pieces() {
     QueuedFrame frame{{}, {}, stream.keepalive, stream.trans_id, false};
     frame.payload = wire::encode_frame_head(piece, frame.head);
     bytes += frame.size();
+    count_queued(frame.head.size(), 0);  // its payload was counted with the stream
     ready_pieces_.push_back(std::move(frame));
     if (stream.splitter.done()) {
       streams_.pop_front();
@@ -243,7 +231,7 @@ void FrameWriter::take_pieces() {
   }
 }
 
-// Writes until the queues are empty or the socket is full (then sets blocked_). Called with the
+// Writes until the queues are empty or the channel is full (then sets blocked_). Called with the
 // lock held and writing_ set; clears writing_.
 void FrameWriter::flush(Lock& lock) {
   while (!closed_) {
@@ -265,28 +253,24 @@ void FrameWriter::flush(Lock& lock) {
       }
     }
     if (count == 0) break;
-    msghdr msg{};
-    msg.msg_iov = iov.data();
-    msg.msg_iovlen = count;
     in_syscall_ = true;
     lock.unlock();
-    const ssize_t n = send_frames(fd_, msg);
-    const int error = errno;
+    IoResult result = channel_.write(std::span(iov).first(count));
     lock.lock();
-    if (n > 0) consume(static_cast<std::size_t>(n), batch);
+    if (result.status == IoResult::Status::Done) consume(result.bytes, batch);
     in_syscall_ = false;
     syscall_done_.notify_all();
-    if (n >= 0) {
+    if (result.status == IoResult::Status::Done) {
       last_write_ns_ = now_ns();
       continue;
     }
-    if (error == EINTR) continue;
     writing_ = false;
-    if (error == EAGAIN || error == EWOULDBLOCK) {
+    if (result.status == IoResult::Status::WouldBlock) {
+      room_readiness_ = result.wait_for;
       blocked_ = true;
       owner_.wait_for_room();
     } else {
-      owner_.write_failed(error);
+      owner_.write_failed(result.error.empty() ? "the channel is closed" : result.error);
     }
     return;
   }
@@ -300,9 +284,10 @@ void FrameWriter::finished(Lock&) {
   if (draining_) owner_.drained();
 }
 
-// Drops what the kernel took of the batch: `partial_` first, then the batch's frames; the frame
+// Drops what the channel took of the batch: `partial_` first, then the batch's frames; the frame
 // it took only part of leaves its remainder in `partial_`.
 void FrameWriter::consume(std::size_t n, std::array<std::size_t, 2> batch) {
+  count_queued(0, n);
   const std::size_t from_partial = std::min(n, partial_.size() - partial_offset_);
   partial_offset_ += from_partial;
   n -= from_partial;
@@ -320,7 +305,7 @@ void FrameWriter::consume(std::size_t n, std::array<std::size_t, 2> batch) {
         queue.pop_front();
         continue;
       }
-      // The kernel took `n` bytes of this frame: keep a copy of the rest.
+      // The channel took `n` bytes of this frame: keep a copy of the rest.
       wire::Bytes rest;
       rest.reserve(f.size() - n);
       if (n < f.head.size()) {

@@ -1,15 +1,15 @@
-// The sending half of a framed TCP connection: the queues of frames waiting for the socket, and
-// the writes that empty them. Internal to the transport (see connection.h for the contract).
+// The sending half of a framed stream: the queues of frames waiting for the channel, and the
+// writes that empty them. Internal to the transport (see framed_stream.h for the contract).
 //
 // Frames wait in two queues, `urgent_` (every whole message, and the first piece of a URB) and
 // `streams_` (the remaining pieces of large payloads). Whoever finds no writer active becomes
-// the writer and sends with non-blocking sendmsg(): urgent frames first, then a few pieces taken
-// round-robin from the streams. The mutex is released during each sendmsg(), so that other
+// the writer and writes to the channel: urgent frames first, then a few pieces taken
+// round-robin from the streams. The mutex is released during each write, so that other
 // threads can queue frames meanwhile (they go out in the next batch, ahead of any further
 // piece); withdraw() and close() wait for the call to return, because the batch borrows payload
-// bytes. When the socket is full the writer is `blocked_` and tells its owner, which arranges
-// for write_when_room() once the socket has room. A frame the kernel took only part of is copied
-// (the remainder only) into `partial_`, so that queued frames are the only references to
+// bytes. When the channel is full the writer is `blocked_` and tells its owner, which arranges
+// for write_when_room() once the channel has room. A frame the channel took only part of is
+// copied (the remainder only) into `partial_`, so that queued frames are the only references to
 // borrowed payloads and withdraw() can always drop them.
 #pragma once
 
@@ -20,9 +20,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 
-#include "transport/connection.h"
+#include "transport/byte_channel.h"
+#include "transport/framed_stream.h"
 #include "transport/now_ns.h"
 #include "usbnet/pieces.h"
 #include "wire/frame_head.h"
@@ -31,22 +33,24 @@ namespace usbnet::transport {
 
 class FrameWriter {
  public:
-  // What the writer needs from its connection. Called with the writer's lock held: they only
-  // schedule work (on the io thread), and never call the writer.
+  // What the writer needs from its stream. Called with the writer's lock held: they only
+  // schedule work, and never call the writer.
   class Owner {
    public:
     virtual ~Owner() = default;
-    // The socket is full: write_when_room() once it has room (`blocked()` says so until then).
+    // The channel is full: write_when_room() once it is `room_readiness()` (`blocked()` says so
+    // until then).
     virtual void wait_for_room() = 0;
-    // sendmsg() failed with `error` (an errno): the connection is broken.
-    virtual void write_failed(int error) = 0;
+    // The channel failed (`error` says why): the stream is broken.
+    virtual void write_failed(const std::string& error) = 0;
     // Everything queued is written, and notify_when_drained() was called.
     virtual void drained() = 0;
   };
 
-  FrameWriter(int fd, std::uint32_t piece_size, Owner& owner);
+  // Until open() the writer only queues (the channel's handshake is not done).
+  FrameWriter(ByteChannel& channel, std::uint32_t piece_size, Owner& owner);
 
-  // Connection::send, send_urb, withdraw, cork and uncork (see connection.h).
+  // FramedStream::send, send_urb, withdraw, cork and uncork (see framed_stream.h).
   bool send(const wire::Message& message);
   bool send_urb(wire::Message urb, std::shared_ptr<const void> keepalive);
   // A heartbeat frame (length 0).
@@ -55,9 +59,15 @@ class FrameWriter {
   void cork();
   void uncork();
 
-  // The socket has room again: writes what waited for it.
+  // The channel may take data: writes what waited for the handshake.
+  void open();
+  // The channel has room again: writes what waited for it.
   void write_when_room();
   bool blocked() const { return blocked_.load(); }
+  // While blocked: the readiness of the descriptor the channel waits for.
+  Readiness room_readiness() const { return room_readiness_.load(); }
+  // Bytes of frames waiting to be written (payload pieces not yet cut included).
+  std::size_t queued_bytes() const { return queued_bytes_.load(); }
   // Nothing is queued or being written.
   bool idle();
   // From now on, owner.drained() is called whenever the queues become empty.
@@ -81,8 +91,8 @@ class FrameWriter {
     wire::PieceSplitter splitter;
     std::shared_ptr<const void> keepalive;
   };
-  // A deque, not a vector: flush() hands the kernel pointers into queued frames (their inline
-  // heads) and releases the lock during sendmsg(), while other threads append frames; a deque
+  // A deque, not a vector: flush() hands the channel pointers into queued frames (their inline
+  // heads) and releases the lock during the write, while other threads append frames; a deque
   // never moves its elements on push_back or push_front.
   using FrameQueue = std::deque<QueuedFrame>;
   using Lock = std::unique_lock<std::mutex>;
@@ -95,7 +105,9 @@ class FrameWriter {
   bool idle_locked() const;
   void finished(Lock& lock);
 
-  const int fd_;
+  void count_queued(std::size_t added, std::size_t removed);
+
+  ByteChannel& channel_;
   const std::uint32_t piece_size_;
   Owner& owner_;
   std::atomic<std::int64_t> last_write_ns_;
@@ -114,9 +126,11 @@ class FrameWriter {
   std::deque<PayloadStream> streams_;
   wire::Bytes partial_;
   std::size_t partial_offset_ = 0;
-  bool writing_ = false;              // a thread is flushing
-  std::atomic<bool> blocked_{false};  // the socket was full: the rest waits for room
-  bool in_syscall_ = false;  // the writer is inside sendmsg() with a batch of borrowed bytes
+  bool writing_ = false;             // a thread is flushing
+  std::atomic<bool> blocked_{true};  // the channel was full (or not open): the rest waits
+  std::atomic<Readiness> room_readiness_{kNoReadiness};
+  std::atomic<std::size_t> queued_bytes_{0};
+  bool in_syscall_ = false;  // the writer is inside the channel's write with borrowed bytes
   std::condition_variable syscall_done_;
   bool closed_ = false;
 };
