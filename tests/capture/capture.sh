@@ -198,7 +198,13 @@ case "$CASE" in
     printf '\x0c\x00\x00\x00\x78\x56\x34\x12\x10\x00\x00\x00\x02\x00\x00\x00' >&3
     sleep 0.3
     exec 3>&-
-    sleep 0.5
+    # tcpdump writes what it has seen, packet by packet (-U): stop it once the agent's answer to
+    # the bad frame (its ERROR, the last thing the test waits for) is in the file.
+    for _ in $(seq 100); do
+      grep -qa 'protocol error: bad magic' "$WORK/lo.pcap" && break
+      sleep 0.1
+    done
+    sleep 0.2
     kill "$tcpdump"
     wait "$tcpdump" 2>/dev/null || true
     stop_agent
