@@ -162,33 +162,35 @@ class FtdiDevice final : public SimDevice {
   // ends it. A packet larger than what is left of the buffer is babble: OVERFLOW, its data
   // lost.
   std::pair<UrbStatus, std::uint32_t> frame(Transfer& t, std::uint16_t max_packet) {
-    const auto status = modem_status();
     const std::size_t room = t.buffer.size();
     std::size_t written = 0;
     for (;;) {
       const std::size_t left = room - written;
       if (left == 0) return {UrbStatus::Completed, static_cast<std::uint32_t>(written)};
+      const auto status = modem_status();  // as the packet leaves, before its data is taken
       const std::size_t n = std::min<std::size_t>(max_packet - kStatusBytes, echo_.size());
+      const auto data_end = echo_.begin() + static_cast<std::ptrdiff_t>(n);
       if (kStatusBytes + n > left) {
-        echo_.erase(echo_.begin(), echo_.begin() + static_cast<std::ptrdiff_t>(n));
+        echo_.erase(echo_.begin(), data_end);
         return {UrbStatus::Overflow, static_cast<std::uint32_t>(written)};
       }
-      std::copy(status.begin(), status.end(),
-                t.buffer.begin() + static_cast<std::ptrdiff_t>(written));
-      written += kStatusBytes;
-      std::copy_n(echo_.begin(), n, t.buffer.begin() + static_cast<std::ptrdiff_t>(written));
-      echo_.erase(echo_.begin(), echo_.begin() + static_cast<std::ptrdiff_t>(n));
-      written += n;
+      auto at = t.buffer.begin() + static_cast<std::ptrdiff_t>(written);
+      at = std::copy(status.begin(), status.end(), at);
+      std::copy(echo_.begin(), data_end, at);
+      echo_.erase(echo_.begin(), data_end);
+      written += kStatusBytes + n;
       if (kStatusBytes + n < max_packet) {
         return {UrbStatus::Completed, static_cast<std::uint32_t>(written)};
       }
     }
   }
 
+  // Serves the IN endpoint again at `due` (sooner if the latency timer was shortened).
   void wait_until(Clock::time_point due) {
-    if (timing_) return;
+    if (timing_ && armed_for_ <= due) return;
     timing_ = true;
-    latency_timer_.expires_at(due);
+    armed_for_ = due;
+    latency_timer_.expires_at(due);  // a wait already armed ends as aborted
     latency_timer_.async_wait([weak = weak_from_this(), this](const boost::system::error_code& ec) {
       if (ec || !weak.lock()) return;
       timing_ = false;
@@ -251,6 +253,7 @@ class FtdiDevice final : public SimDevice {
         case kSetLatencyTimer:
           if (!port_ok || value == 0 || value > 255) break;
           latency_ = static_cast<std::uint8_t>(value);
+          pump(kInEndpoint);
           return ControlOutcome::done();
         case kSetBitmode:
           // Only the serial mode; the bit-bang modes are not simulated.
@@ -306,6 +309,7 @@ class FtdiDevice final : public SimDevice {
   Clock::time_point last_flush_ = Clock::now();
   boost::asio::steady_timer latency_timer_;
   bool timing_ = false;
+  Clock::time_point armed_for_{};
   std::array<std::uint16_t, kEepromWords> eeprom_;
 };
 
