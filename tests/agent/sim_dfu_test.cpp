@@ -245,10 +245,17 @@ TEST_CASE_METHOD(Fixture, "dfu: an image larger than the flash ends in dfuERROR 
   CHECK(back == wire::Bytes(image.begin(), image.begin() + kFlash));
 }
 
-TEST_CASE_METHOD(Fixture, "dfu: a USB reset returns to dfuIDLE and keeps the flash") {
+TEST_CASE_METHOD(Fixture, "dfu: SET_INTERFACE keeps the state; a USB reset returns to dfuIDLE") {
+  CHECK(request(kOut, kDetach, 1000) == UrbStatus::Stall);
+  REQUIRE(client.request(wire::SetAltSetting{0, h, 0, 0}));
+  CHECK(status()->status == kErrStalledPkt);  // still in dfuERROR: the host must clear it
+  CHECK(request(kOut, kClrStatus) == UrbStatus::Completed);
   REQUIRE(download_block(0, pattern(300, 9)).state == kDnloadIdle);
+  REQUIRE(client.request(wire::SetAltSetting{0, h, 0, 0}));
+  CHECK(state() == kDnloadIdle);
   REQUIRE(request(kOut, kDnload, 1) == UrbStatus::Completed);
+  CHECK(state() == 6);  // dfuMANIFEST-SYNC
   REQUIRE(client.request(wire::ResetDevice{0, h}));
   CHECK(state() == kIdle);
-  CHECK(upload_block(0, kBlock) == pattern(300, 9));
+  CHECK(upload_block(0, kBlock) == pattern(300, 9));  // the flash kept it
 }

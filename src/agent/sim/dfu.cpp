@@ -57,9 +57,12 @@ class DfuDevice final : public SimDevice {
       : SimDevice(std::move(executor), std::move(d)), flash_(kFlashSize, 0xff) {}
 
  private:
-  // A configuration, an alternate setting or a USB reset: the bootloader starts over in
-  // dfuIDLE (it has no run-time mode to go back to); the flash keeps its contents.
-  void restart() override {
+  // Selecting the configuration or the alternate setting leaves the DFU state as it is: a host
+  // finds an error, or a transfer it left unfinished, and clears or aborts it. A USB reset
+  // starts the bootloader over in dfuIDLE (it has no run-time mode to go back to); the flash
+  // keeps its contents.
+  void restart() override {}
+  void bus_reset() override {
     state_ = State::Idle;
     status_ = Status::Ok;
   }
