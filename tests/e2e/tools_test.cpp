@@ -20,7 +20,7 @@ constexpr std::size_t kFlash = 256 * 1024;
 const std::string kPython = "/usr/bin/python3";  // Debian's, with its python3-* packages
 
 std::string script(const std::string& name) {
-  return std::string(USBNET_TEST_SCRIPTS_DIR) + "/" + name;
+  return std::string(USBNET_TEST_PYTHON_DIR) + "/" + name;
 }
 
 // A directory of its own for a test's files, removed afterwards.
