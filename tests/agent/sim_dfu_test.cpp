@@ -152,7 +152,7 @@ TEST_CASE_METHOD(Fixture, "dfu: a download through the state machine, manifested
   CHECK(state() == kIdle);
 }
 
-TEST_CASE_METHOD(Fixture, "dfu: requests out of turn STALL into dfuERROR; CLRSTATUS recovers") {
+TEST_CASE_METHOD(Fixture, "dfu: requests out of turn STALL into dfuERROR, CLRSTATUS recovers") {
   auto expect_error = [&](std::uint8_t status_code) {
     auto s = status();
     REQUIRE(s);
@@ -245,7 +245,7 @@ TEST_CASE_METHOD(Fixture, "dfu: an image larger than the flash ends in dfuERROR 
   CHECK(back == wire::Bytes(image.begin(), image.begin() + kFlash));
 }
 
-TEST_CASE_METHOD(Fixture, "dfu: SET_INTERFACE keeps the state; a USB reset returns to dfuIDLE") {
+TEST_CASE_METHOD(Fixture, "dfu: SET_INTERFACE keeps the state, a USB reset returns to dfuIDLE") {
   CHECK(request(kOut, kDetach, 1000) == UrbStatus::Stall);
   REQUIRE(client.request(wire::SetAltSetting{0, h, 0, 0}));
   CHECK(status()->status == kErrStalledPkt);  // still in dfuERROR: the host must clear it
