@@ -132,7 +132,12 @@ TEST_CASE_METHOD(Fixture, "usbtmc: *IDN?, settings and measurements as SCPI mess
   CHECK(query("VOLT?;:OUTP?") == "+1.000000E+00;0\n");
   CHECK(query("*OPC?") == "1\n");
   CHECK(query("SYST:ERR?") == "0,\"No error\"\n");
-  CHECK(query("*ESR?") == "128\n");  // PON, once
+  // A unit without ':' continues from the previous one's path (SYSTem: here).
+  CHECK(query("SYST:ERR?;ERR:COUN?;:SYST:VERS?") == "0,\"No error\";0;1999.0\n");
+  // SYSTem:ERRor:VERSion does not exist: the responses before the error still come.
+  CHECK(query("SYST:ERR:COUN?;VERS?;*OPC?") == "0\n");
+  CHECK(query("SYST:ERR?") == "-113,\"Undefined header\"\n");
+  CHECK(query("*ESR?") == "160\n");  // PON, once, and CME
   CHECK(query("*ESR?") == "0\n");
 }
 
