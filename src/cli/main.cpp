@@ -1,9 +1,10 @@
 // usbnet: the command-line client. `usbnet list` prints what an agent exports, lsusb style (the
-// counterpart of `usbip list -r`).
+// counterpart of `usbip list -r`); `usbnet run PROGRAM` runs a program with the shim preloaded.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
+#include "cli/run_command.h"
 #include "client/agent_client.h"
 #include "common/log.h"
 #include "common/topology.h"
@@ -121,10 +122,27 @@ int main(int argc, char** argv) {
   list_command->add_option("--timeout", timeout_ms, "Milliseconds to wait for the agent")
       ->capture_default_str()
       ->check(CLI::Range(10u, 600000u));
+  cli::RunRequest run_request;
+  auto* run_command = app.add_subcommand(
+      "run",
+      "Run PROGRAM [ARGS...] with libusbnet.so preloaded: usbnet run [--agent HOST:PORT[,...]] "
+      "[--devices VID:PID[,...]] [--] PROGRAM [ARGS...]");
+  run_command->prefix_command();  // everything from PROGRAM on is the program's
+  run_command->add_option("--agent", run_request.agent,
+                          "The agents, HOST:PORT[,...] (sets USBNET_AGENT; default: the "
+                          "environment's, else 127.0.0.1:3241)");
+  run_command->add_option("--devices", run_request.devices,
+                          "The devices to use remotely, VID:PID[,...] with * wildcards (sets "
+                          "USBNET_DEVICES; default: the environment's, else every exported one)");
+  run_command->footer(cli::run_help_footer());
   app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
       ->capture_default_str();
+  // `usbnet run [OPTIONS] -- PROGRAM ...`: CLI11 would take what follows "--" as positionals
+  // of `run`, so the command is split off first.
+  std::vector<std::string> after_separator;
+  const int parsed_argc = cli::split_run_command(argc, argv, after_separator);
   try {
-    app.parse(argc, argv);
+    app.parse(parsed_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
@@ -137,5 +155,17 @@ int main(int argc, char** argv) {
   if (!level) return fail("--log-level: '" + log_level + "' is not a log level");
   log::set_level(*level);
   if (list_command->parsed()) return list(agent, timeout_ms);
+  if (run_command->parsed()) {
+    run_request.command = run_command->remaining();
+    if (parsed_argc != argc) {
+      run_request.command.insert(run_request.command.end(), after_separator.begin(),
+                                 after_separator.end());
+    } else if (!run_request.command.empty() && run_request.command.front().starts_with("-")) {
+      std::fprintf(stderr, "usbnet run: unknown option %s (see usbnet run --help)\n",
+                   run_request.command.front().c_str());
+      return 2;
+    }
+    return cli::run_program(run_request);
+  }
   return 0;
 }

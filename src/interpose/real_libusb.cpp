@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "common/log.h"
+#include "interpose/dlopen_hook.h"
 
 namespace usbnet::interpose {
 
@@ -21,7 +22,7 @@ RealLibusb resolve() {
   // preloaded into a process that never uses it) still gets a working library.
   void* library = nullptr;
   if (!::dlsym(RTLD_NEXT, "libusb_init")) {
-    library = ::dlopen("libusb-1.0.so.0", RTLD_NOW | RTLD_LOCAL);
+    library = load_library("libusb-1.0.so.0", RTLD_NOW | RTLD_LOCAL);
   }
   bool all = true;
 #define USBNET_RESOLVE(name)                                          \

@@ -2,7 +2,7 @@
 # The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
 # against the devices the agent in the guest exports, and fails (die) with the reason.
 
-LAB_CHECKS=(lsusb mass_storage hid ccid unplug no_udevd guest_lsusb mixed_events agent_killed)
+LAB_CHECKS=(lsusb mass_storage hid ccid mtp pcscd unplug no_udevd guest_lsusb mixed_events agent_killed)
 
 # The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
 # 0627:0001 and differ by their interface protocol.
@@ -245,6 +245,80 @@ check_ccid() {
   diff -u <(echo "$in_guest") <(echo "$on_host") --label "guest: ccid_check" --label "host: ccid_check (usbnet)" ||
     die "the card reader answers differently through usbnet"
   echo "ccid_check: the same answers in the guest and through usbnet"
+}
+
+# ---- libmtp: mtp-files and mtp-getfile (Debian's mtp-tools) through usbnet run ------------
+
+# usbnet_run ARGS...: `usbnet run` with the guest's agent, bounded; LD_PRELOAD keeps what the
+# build needs before the shim (sanitizer runtimes), usbnet run adds the shim itself.
+usbnet_run() {
+  LD_PRELOAD=${PRELOAD%"$SHIM"} USBNET_SHIM=$SHIM timeout 120 \
+    "$BUILD_DIR/src/cli/usbnet" run --agent "127.0.0.1:$AGENT_PORT" "$@"
+}
+
+# mtp_file_id LISTING NAME: the id mtp-files gives a file of the MTP folder.
+mtp_file_id() {
+  awk -v name="$2" '/^File ID:/ {id = $3} $1 == "Filename:" && $2 == name {print id}' <<<"$1"
+}
+
+check_mtp() {
+  local listing file id size got=$LAB_DIR/mtp-got
+  listing=$(usbnet_run --devices $MTP_ID mtp-files 2>&1) || die "mtp-files through usbnet failed:
+$listing"
+  for file in readme.txt random.bin; do
+    id=$(mtp_file_id "$listing" $file)
+    [ -n "$id" ] || die "mtp-files through usbnet does not list $file:
+$listing"
+    size=$(stat -c %s "$MTP_DIR/$file")
+    grep -A2 "Filename: $file" <<<"$listing" | grep -q "File size $size " ||
+      die "mtp-files does not give $file the original's size ($size):
+$listing"
+    rm -f "$got"
+    usbnet_run --devices $MTP_ID mtp-getfile "$id" "$got" >"$LAB_DIR/mtp-getfile.out" 2>&1 ||
+      die "mtp-getfile $id ($file) through usbnet failed: $(cat "$LAB_DIR/mtp-getfile.out")"
+    cmp "$MTP_DIR/$file" "$got" || die "mtp-getfile's copy of $file differs from the original"
+    echo "libmtp: mtp-files lists $file (id $id, $size bytes); mtp-getfile's copy is the original, byte for byte"
+  done
+}
+
+# ---- pcscd with libccid: the remote card reader and its slot's status ----------------------
+#
+# pcscd finds USB readers through udev, which knows nothing of remote devices; a reader.conf
+# entry naming the reader by VID:PID (DEVICENAME usb:08e6/4433) makes libccid open it through
+# libusb, which the shim serves. pcscd's socket is in /run/pcscd (compiled in), so pcscd and its
+# clients run in a private mount namespace with a tmpfs over /run: the host's own pcscd, if
+# any, is untouched. pcsc_scan lists the readers; pyscard reads the slot's state (QEMU's reader
+# holds no card: empty, as GetSlotStatus says in the ccid check).
+
+check_pcscd() {
+  local dir=$LAB_DIR/pcscd
+  rm -rf "$dir"
+  mkdir -p "$dir/reader.conf.d"
+  printf '%s\n' 'FRIENDLYNAME "usbnet remote CCID"' "DEVICENAME usb:${CCID_ID/:/\/}" \
+    'LIBPATH /usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Linux/libccid.so' \
+    >"$dir/reader.conf.d/usbnet"
+  local namespace=(unshare --mount --propagation private)
+  [ "$(id -u)" -eq 0 ] || namespace=(unshare --user --map-root-user --mount --propagation private)
+  local status=0
+  export -f usbnet_run
+  export PRELOAD SHIM BUILD_DIR AGENT_PORT CCID_ID
+  LAB_PCSCD_DIR=$dir timeout 150 "${namespace[@]}" bash "$LAB_SRC/lib/pcscd_session.sh" ||
+    status=$?
+  echo "pcsc_scan -r:"
+  sed 's/^/  /' "$dir/readers.out"
+  grep -q "usbnet remote CCID" "$dir/readers.out" || {
+    tail -n 40 "$dir/pcscd.log"
+    die "pcscd under usbnet did not list the remote card reader"
+  }
+  echo "pyscard:"
+  sed 's/^/  /' "$dir/status.out"
+  ((status == 0)) || {
+    tail -n 40 "$dir/pcscd.log"
+    die "pyscard could not read the slot's status (status $status)"
+  }
+  grep -q "^usbnet remote CCID.*: empty$" "$dir/status.out" ||
+    die "the reader's slot is not reported empty (QEMU's reader holds no card)"
+  echo "pcscd (libccid, through usbnet) serves the remote reader; its slot is empty, as in the guest"
 }
 
 # ---- unplug: QEMU removes the MTP device; the host program sees it leave and come back -------

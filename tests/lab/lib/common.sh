@@ -15,7 +15,8 @@ LAB_DIR=$BUILD_DIR/lab
 RUN_DIR=$LAB_DIR/run
 
 # Host packages the lab needs: QEMU, busybox for the guest, and the programs copied into it.
-LAB_PACKAGES=(qemu-system-x86 busybox-static usbip usbutils binutils)
+LAB_PACKAGES=(qemu-system-x86 busybox-static usbip usbutils binutils
+  mtp-tools pcscd libccid pcsc-tools python3-pyscard)  # the mtp and pcscd checks, on the host
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -44,7 +45,8 @@ LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch mixed_
 require_build() {
   local f
   # (The lsusb check also runs the end-to-end tests' topology program on the host.)
-  for f in "$SHIM" "$AGENT" "${LAB_PROGRAM_NAMES[@]/#/$PROGRAMS/}" "$BUILD_DIR/tests/e2e/topology"; do
+  for f in "$SHIM" "$AGENT" "${LAB_PROGRAM_NAMES[@]/#/$PROGRAMS/}" "$BUILD_DIR/tests/e2e/topology" \
+    "$BUILD_DIR/src/cli/usbnet"; do
     [ -x "$f" ] || [ -f "$f" ] || die "$f is missing: build first (./run build)"
   done
 }

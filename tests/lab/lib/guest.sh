@@ -74,6 +74,7 @@ boot_guest() {
   rm -f "$LAB_DIR/disk.img"
   truncate -s 64M "$LAB_DIR/disk.img"
   printf 'usbnet lab: a file served by the emulated MTP device\n' >"$MTP_DIR/readme.txt"
+  head -c 300000 /dev/urandom >"$MTP_DIR/random.bin"  # many bulk packets (the mtp check)
 
   local agent_port ctl_port raw_port qmp_port
   for _ in 1 2 3; do
