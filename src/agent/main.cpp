@@ -1,15 +1,22 @@
 // usbnet-agent: serves the USB devices of this machine (and simulated ones) to usbnet clients.
+#include <systemd/sd-daemon.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <vector>
 
 #include "agent/backends.h"
+#include "agent/config_file.h"
 #include "agent/registry.h"
 #include "agent/server.h"
+#include "agent/udev_rules.h"
+#include "agent/urb_capture.h"
 #include "common/device_filter.h"
 #include "common/log.h"
 #include "transport/endpoint.h"
@@ -29,7 +36,34 @@ struct Flags {
   std::uint32_t dead_after_ms = 15000;
   std::uint32_t piece_size = wire::kDefaultPieceSize;
   std::uint32_t rescan_ms = 1000;
+  std::string pcap;
+  std::uint64_t pcap_max_bytes = 1ull << 30;
+  std::string config;
+  std::string write_udev_rules;
 };
+
+constexpr const char* kUdevGroup = "usbnet";
+
+// --write-udev-rules: the rules for the export list, to FILE or '-' (stdout).
+int write_udev_rules(const std::string& path, const DeviceFilter& exports) {
+  const std::string rules = agent::udev_rules(exports, kUdevGroup);
+  if (path == "-") {
+    std::fputs(rules.c_str(), stdout);
+    return 0;
+  }
+  // /run/udev/rules.d exists only once something has put rules there.
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  std::ofstream out(path, std::ios::trunc);
+  out << rules;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "usbnet-agent: --write-udev-rules: cannot write '%s'\n", path.c_str());
+    return 1;
+  }
+  return 0;
+}
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "usbnet-agent: %s\n", message.c_str());
@@ -43,7 +77,18 @@ int main(int argc, char** argv) {
   CLI::App app{
       "usbnet-agent: serves this machine's USB devices, and simulated ones, to programs on\n"
       "other machines that run with LD_PRELOAD=libusbnet.so."};
-  app.set_version_flag("--version", std::string("usbnet-agent ") + USBNET_VERSION);
+  app.set_version_flag("--version", std::string("usbnet-agent ") + USBNET_VERSION)
+      ->configurable(false);
+  app.get_help_ptr()->configurable(false);
+  app.footer(
+      "Every option can also be set in the file of --config, as a TOML key named like the option "
+      "without its dashes (listen = \"0.0.0.0:3241\", no-usb = true, simulate = [\"mouse\"]); "
+      "an option given on the command line beats the file. The service (usbnet-agent.service) "
+      "reads /etc/usbnet/agent.toml. SIGINT and SIGTERM stop the agent: its clients' transfers "
+      "are cancelled and the clients told.");
+  app.add_option("--config", flags.config,
+                 "Read settings from this TOML file (keys: the long options, without dashes)")
+      ->configurable(false);
   app.add_option("--listen", flags.listen,
                  "Address and port to listen on (HOST:PORT, [IPv6]:PORT, or :PORT for all "
                  "addresses; port 0 picks a free one)")
@@ -78,6 +123,17 @@ int main(int argc, char** argv) {
                  "0: rely on libusb's hotplug alone")
       ->capture_default_str()
       ->check(CLI::Range(0u, 3600000u));
+  app.add_option("--pcap", flags.pcap,
+                 "Record every URB handed to a device, and its completion, in this file as a "
+                 "Linux usbmon capture (pcap, for Wireshark); appends to an earlier capture");
+  app.add_option("--pcap-max-bytes", flags.pcap_max_bytes,
+                 "Stop capturing (with one warning) before the --pcap file grows past this size")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 50));
+  app.add_option("--write-udev-rules", flags.write_udev_rules,
+                 "Write udev rules that give the group 'usbnet' access to the exported devices "
+                 "(hubs excepted) to this file ('-': standard output), and exit")
+      ->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -86,6 +142,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (see --help)");
+  }
+  if (!flags.config.empty()) {
+    if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
   }
 
   log::set_prefix("usbnet-agent");
@@ -99,6 +158,13 @@ int main(int argc, char** argv) {
   if (!listen) return fail("--listen: " + listen.error());
   auto filter = DeviceFilter::parse(flags.export_filter);
   if (!filter) return fail("--export: " + filter.error());
+  if (!flags.write_udev_rules.empty()) return write_udev_rules(flags.write_udev_rules, *filter);
+  std::shared_ptr<agent::UrbCapture> capture;
+  if (!flags.pcap.empty()) {
+    auto file = capture::PcapFile::open(flags.pcap, flags.pcap_max_bytes, "--pcap");
+    if (!file) return fail(file.error());
+    capture = std::make_shared<agent::UrbCapture>(std::move(*file));
+  }
 
   asio::io_context io;
   agent::DeviceRegistry registry(*filter);
@@ -114,6 +180,7 @@ int main(int argc, char** argv) {
   options.connection.heartbeat = std::chrono::milliseconds(flags.heartbeat_ms);
   options.connection.dead_after = std::chrono::milliseconds(flags.dead_after_ms);
   options.connection.piece_size = flags.piece_size;
+  options.session.capture = capture;
   agent::Server server(io, registry, options);
   if (auto error = server.start()) {
     std::fprintf(stderr, "usbnet-agent: %s\n", error->c_str());
@@ -122,11 +189,15 @@ int main(int argc, char** argv) {
   for (auto& backend : *backends) backend->start(registry);
   log::info("listening on {} (port {}), exporting {}", listen->to_string(), server.port(),
             filter->to_string());
+  // Under systemd (Type=notify): ready once the port is open and the devices are reported.
+  sd_notifyf(0, "READY=1\nSTATUS=listening on %s (port %u)", listen->to_string().c_str(),
+             static_cast<unsigned>(server.port()));
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     log::info("{}: shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
     server.stop();
     for (auto& backend : *backends) backend->stop();
     io.stop();

@@ -353,6 +353,11 @@ void Session::dispatch(std::uint32_t trans_id) {
   urb.dispatched = true;
   OpenHandle* h = find_handle(urb.handle);
   if (!h || h->gone) return fail_urb(trans_id, UrbStatus::NoDevice);
+  if (options_.capture) {
+    if (const ExportedDevice* d = registry_.find(h->device_id)) {
+      options_.capture->submitted(d->info, *urb.transfer);
+    }
+  }
   // The backend may complete it before submit() returns. (The callback holds only the session:
   // small enough for std::function to keep without an allocation.)
   h->handle->submit(urb.transfer, [self = shared_from_this()](const TransferPtr& t) {
@@ -398,6 +403,11 @@ void Session::fail_urb(std::uint32_t trans_id, UrbStatus status) {
 void Session::complete(std::uint32_t trans_id, TransferPtr t) {
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return;
+  if (options_.capture) {
+    const OpenHandle* h = find_handle(it->second.handle);
+    const ExportedDevice* d = h ? registry_.find(h->device_id) : nullptr;
+    options_.capture->completed(*t, d ? &d->info : nullptr);
+  }
   bytes_in_flight_ -= it->second.cost;
   urbs_.erase(it);
 

@@ -17,6 +17,7 @@
 
 #include "agent/device.h"
 #include "agent/registry.h"
+#include "agent/urb_capture.h"
 #include "transport/connection.h"
 #include "usbnet/pieces.h"
 
@@ -28,6 +29,8 @@ struct SessionOptions {
   std::uint32_t capabilities = wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver;
   // Memory the URBs of one client may hold (their buffers); past it a URB fails with ERROR.
   std::size_t max_bytes_in_flight = 256u << 20;
+  // --pcap: where the URBs and their completions are recorded (null: nowhere).
+  std::shared_ptr<UrbCapture> capture;
 };
 
 class Session : public transport::ConnectionHandler, public std::enable_shared_from_this<Session> {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/environment.h"
 #include "cli/run_command.h"
 #include "client/agent_client.h"
 #include "common/log.h"
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   CLI::App app{"usbnet: use USB devices plugged into another machine"};
   app.set_version_flag("--version", std::string("usbnet ") + USBNET_VERSION);
   app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Print the help of every subcommand and exit");
   std::string agent = "127.0.0.1:" + std::to_string(wire::kDefaultPort);
   unsigned timeout_ms = 3000;
   std::string log_level = "warn";
@@ -122,6 +124,9 @@ int main(int argc, char** argv) {
   list_command->add_option("--timeout", timeout_ms, "Milliseconds to wait for the agent")
       ->capture_default_str()
       ->check(CLI::Range(10u, 600000u));
+  auto* env_command = app.add_subcommand(
+      "env", "Describe the environment variables that configure the shim, libusbnet.so");
+  env_command->footer(cli::shim_environment_help());
   cli::RunRequest run_request;
   auto* run_command = app.add_subcommand(
       "run",
@@ -145,6 +150,8 @@ int main(int argc, char** argv) {
     app.parse(parsed_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
@@ -155,6 +162,7 @@ int main(int argc, char** argv) {
   if (!level) return fail("--log-level: '" + log_level + "' is not a log level");
   log::set_level(*level);
   if (list_command->parsed()) return list(agent, timeout_ms);
+  if (env_command->parsed()) std::fputs(cli::shim_environment_help().c_str(), stdout);
   if (run_command->parsed()) {
     run_request.command = run_command->remaining();
     if (parsed_argc != argc) {

@@ -22,15 +22,17 @@ class DeviceFilter {
   // entry and says what is expected.
   static Expected<DeviceFilter, std::string> parse(std::string_view text);
 
-  bool matches(std::uint16_t vendor, std::uint16_t product) const;
-  bool empty() const { return rules_.empty(); }
-  std::string to_string() const;
-
- private:
   struct Rule {
     std::optional<std::uint16_t> vendor;   // nullopt: any
     std::optional<std::uint16_t> product;  // nullopt: any
   };
+
+  bool matches(std::uint16_t vendor, std::uint16_t product) const;
+  bool empty() const { return rules_.empty(); }
+  std::string to_string() const;
+  const std::vector<Rule>& rules() const { return rules_; }
+
+ private:
   std::vector<Rule> rules_;
 };
 

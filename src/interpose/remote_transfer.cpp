@@ -11,6 +11,7 @@
 #include "interpose/objects.h"
 #include "interpose/remote_device.h"
 #include "interpose/trace.h"
+#include "interpose/urb_capture.h"
 
 namespace usbnet::interpose {
 
@@ -100,12 +101,14 @@ int submit_remote_transfer(RemoteHandle& handle, libusb_transfer* t) {
           t, RemoteTransfer{context, device.link_ptr(), 0, false, monotonic_ns()})) {
     return LIBUSB_ERROR_BUSY;  // already in flight
   }
+  capture_submission(t, device, urb);
   auto submitted = link.client().submit(
       std::move(urb), in, [lifeline = context->lifeline(), t](const client::UrbResult& result) {
         lifeline->post_completion(t, result);
       });
   if (!submitted) {
     remote_transfers().take(t);
+    capture_submission_error(t, submitted.error());
     return submitted.error();
   }
   // A cancel that came before the trans_id was known is carried out now.
@@ -150,6 +153,11 @@ void complete_remote_transfer(libusb_transfer* t, const client::UrbResult& resul
   }
   t->status = status;
   t->actual_length = actual;
+  if (capturing()) {
+    const int skip = t->type == LIBUSB_TRANSFER_TYPE_CONTROL ? kSetupSize : 0;
+    capture_completion(t, result.status, result.actual_length, result.iso,
+                       wire::ByteView(t->buffer + skip, static_cast<std::size_t>(requested)));
+  }
   if (tracing()) {
     RemoteHandle* handle = RemoteHandle::from(t->dev_handle);
     trace_transfer(state->trans_id, t, handle ? handle->device().bus_number() : 0,
@@ -210,6 +218,7 @@ int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> 
   SyncWait wait{&context, context.lifeline(), {}, 0};
   const std::uint64_t submitted_ns = tracing() ? monotonic_ns() : 0;
   urb.handle = handle.id();
+  capture_submission(&wait, device, urb);
   auto trans_id =
       device.link().client().submit(std::move(urb), in, [w = &wait](const client::UrbResult& r) {
         // Once `completed` is set the caller may return and `w` be gone: take what is needed.
@@ -221,7 +230,10 @@ int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> 
         // bytes that thread took.
         if (lifeline) lifeline->wake();
       });
-  if (!trans_id) return trans_id.error();
+  if (!trans_id) {
+    capture_submission_error(&wait, trans_id.error());
+    return trans_id.error();
+  }
   while (!std::atomic_ref<int>(wait.completed).load(std::memory_order_acquire)) {
     timeval tv{60, 0};
     const int r = context.handle_events_timeout_completed(&tv, &wait.completed);
@@ -233,6 +245,7 @@ int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> 
   actual = static_cast<int>(
       std::min<std::uint64_t>(wait.result.actual_length, static_cast<std::uint64_t>(requested)));
   const auto status = static_cast<libusb_transfer_status>(wait.result.status);
+  capture_completion(&wait, wait.result.status, wait.result.actual_length, wait.result.iso, in);
   if (tracing()) {
     t.status = status;
     t.actual_length = actual;

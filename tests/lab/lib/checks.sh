@@ -187,7 +187,8 @@ check_mass_storage() {
   driver=$(storage_driver) || die "could not read the guest's sysfs"
   [ "$driver" = usb-storage ] || die "the guest's usb-storage driver does not hold the stick ($driver)"
   echo "in the guest, usb-storage holds the stick: msc_check detaches it through usbnet"
-  shim "$PROGRAMS/msc_check" $STORAGE_ID 100 64 "$LAB_DIR/written.bin" ||
+  rm -f "$LAB_DIR/msc.pcap"
+  USBNET_PCAP=$LAB_DIR/msc.pcap shim "$PROGRAMS/msc_check" $STORAGE_ID 100 64 "$LAB_DIR/written.bin" ||
     die "msc_check through usbnet failed"
   # The medium is a file of the host: what went through usbnet must be on it.
   cmp "$LAB_DIR/written.bin" <(dd if="$LAB_DIR/disk.img" bs=512 skip=100 count=64 status=none) ||
@@ -197,6 +198,16 @@ check_mass_storage() {
   [ "$driver" = usb-storage ] ||
     die "after msc_check released the interface, usb-storage was not attached again ($driver)"
   echo "in the guest, usb-storage holds the stick again (attached on release)"
+  # The shim's usbmon capture of the same run, as Wireshark's mass-storage dissector reads it.
+  if command -v tshark >/dev/null; then
+    local commands
+    commands=$(tshark -r "$LAB_DIR/msc.pcap" -Y 'scsi_sbc.opcode' -T fields -e scsi_sbc.opcode \
+      2>/dev/null | sort | uniq -c)
+    echo "SCSI commands in the shim's capture (USBNET_PCAP), by opcode:"
+    echo "$commands"
+    grep -q ' 0x28$' <<<"$commands" || die "the capture shows no SCSI READ(10)"
+    grep -q ' 0x2a$' <<<"$commands" || die "the capture shows no SCSI WRITE(10)"
+  fi
 }
 
 # ---- HID: interrupt transfers caused by input events QEMU injects ----------------------------
