@@ -13,7 +13,7 @@
 
 namespace usbnet::agent {
 
-// "loopback, loopback3, mouse, audio": for --help.
+// "audio, dfu, ftdi, loopback, ...": for --help.
 std::string simulated_device_names();
 
 // The simulated devices named in `simulate` (an unknown name is an error naming the valid

@@ -107,7 +107,8 @@ TEST_CASE("bad flags give one clear line and exit code 2") {
       {{"--listen", "localhost:99999"}, "--listen: 'localhost:99999' is not HOST:PORT"},
       {{"--export", "12:34"}, "--export: '12:34' is not a device"},
       {{"--simulate", "toaster"},
-       "'toaster' is not a simulated device (there are: audio, loopback"},
+       "'toaster' is not a simulated device (there are: audio, dfu, ftdi, loopback, "
+       "loopback3, mouse, usbtmc)"},
       {{"--simulate", "mouse,mouse,mouse,mouse,mouse,mouse,mouse,mouse"},
        "--simulate: at most 7 simulated devices (the simulated root hub has 7 ports), not 8"},
       {{"--log-level", "loud"}, "--log-level: 'loud'"},

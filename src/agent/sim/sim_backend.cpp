@@ -22,10 +22,10 @@ using Factory = std::shared_ptr<SimDevice> (*)(boost::asio::any_io_executor);
 
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
-      {"loopback", &make_loopback},
-      {"loopback3", &make_loopback3},
-      {"mouse", &make_mouse},
-      {"audio", &make_audio},
+      {"loopback", &make_loopback}, {"loopback3", &make_loopback3},
+      {"mouse", &make_mouse},       {"audio", &make_audio},
+      {"dfu", &make_dfu},           {"usbtmc", &make_usbtmc},
+      {"ftdi", &make_ftdi},
   };
   return f;
 }

@@ -11,7 +11,7 @@
 
 namespace usbnet::agent::sim {
 
-// "loopback", "loopback3", "mouse", "audio".
+// The names --simulate takes, in alphabetical order: "audio", "dfu", "ftdi", ...
 std::vector<std::string> device_names();
 
 // A backend with one device per name (a name may repeat). An unknown name is an error that

@@ -577,7 +577,7 @@ std::int32_t SimDevice::device_request_result(const DeviceRequest& request, std:
           // Linux restores the configuration and alternate settings after a reset.
           end_all(UrbStatus::Error);
           for (auto& [address, ep] : endpoints_) ep.halted = false;
-          restart();
+          bus_reset();
           return 0;
         } else {
           static_assert(std::is_same_v<M, wire::KernelDriver>);

@@ -104,6 +104,8 @@ class SimDevice : public Device, public std::enable_shared_from_this<SimDevice> 
   virtual void serve(Endpoint& endpoint, Pending& head) = 0;
   // The function restarts: a configuration or alternate setting was selected, or a reset.
   virtual void restart() {}
+  // A USB reset (after the transfers have ended): by default the function restarts too.
+  virtual void bus_reset() { restart(); }
 
   // Ends a pending transfer (wherever it is in its queue) and serves the next ones.
   void complete(Endpoint& endpoint, Pending& pending, wire::UrbStatus status,
