@@ -41,6 +41,9 @@ class StreamDecoder {
   static constexpr std::size_t kDirectMinimum = 8192;
 
   explicit StreamDecoder(std::uint32_t max_frame_length = kMaxFrameLength);
+  // Changes the cap for the frames whose length prefix has not been judged yet (a sink may call
+  // it from on_message: the next frame of the same input is judged by the new cap).
+  void set_max_frame_length(std::uint32_t max_frame_length);
 
   // Decodes everything `bytes` completes. Returns the first error, after which the decoder is
   // failed and ignores further input. The sink may not call feed() re-entrantly.

@@ -13,6 +13,7 @@
 
 #include "agent/backends.h"
 #include "agent/config_file.h"
+#include "agent/limit_flags.h"
 #include "agent/registry.h"
 #include "agent/server.h"
 #include "agent/udev_rules.h"
@@ -40,6 +41,7 @@ struct Flags {
   std::uint64_t pcap_max_bytes = 1ull << 30;
   std::string config;
   std::string write_udev_rules;
+  agent::LimitFlags limits;
 };
 
 constexpr const char* kUdevGroup = "usbnet";
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
                  "Stop capturing (with one warning) before the --pcap file grows past this size")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 50));
+  agent::add_limit_options(app, flags.limits);
   app.add_option("--write-udev-rules", flags.write_udev_rules,
                  "Write udev rules that give the group 'usbnet' access to the exported devices "
                  "(hubs excepted) to this file ('-': standard output), and exit")
@@ -181,6 +184,8 @@ int main(int argc, char** argv) {
   options.connection.dead_after = std::chrono::milliseconds(flags.dead_after_ms);
   options.connection.piece_size = flags.piece_size;
   options.session.capture = capture;
+  options.session.limits = flags.limits.client;
+  options.limits = flags.limits.connection_limits();
   agent::Server server(io, registry, options);
   if (auto error = server.start()) {
     std::fprintf(stderr, "usbnet-agent: %s\n", error->c_str());

@@ -67,7 +67,7 @@ void DeviceRegistry::device_left(const DevicePtr& device) {
   // Devices below a hub that leaves first keep its (now dangling) parent_id: clients resolve
   // it to "no parent".
   log::info("device {} left", id);
-  std::erase_if(claims_, [id](const auto& claim) { return claim.first.first == id; });
+  sharing_.forget_device(id);
   devices_.erase(id);
   for_each_session([id](Session& s) { s.device_left(id); });
 }
@@ -96,28 +96,6 @@ void DeviceRegistry::for_each_session(Fn&& fn) {
   for (const auto& weak : sessions) {
     if (auto s = weak.lock()) fn(*s);
   }
-}
-
-bool DeviceRegistry::claim(std::uint32_t device_id, std::uint8_t interface_number, Owner owner) {
-  auto [it, inserted] = claims_.try_emplace({device_id, interface_number}, owner);
-  if (inserted) return true;
-  return it->second.session == owner.session && it->second.handle == owner.handle;
-}
-
-void DeviceRegistry::release(std::uint32_t device_id, std::uint8_t interface_number, Owner owner) {
-  auto it = claims_.find({device_id, interface_number});
-  if (it != claims_.end() && it->second.session == owner.session &&
-      it->second.handle == owner.handle) {
-    claims_.erase(it);
-  }
-}
-
-bool DeviceRegistry::claimed_by_other(std::uint32_t device_id, const Session* asking) const {
-  for (auto it = claims_.lower_bound({device_id, 0});
-       it != claims_.end() && it->first.first == device_id; ++it) {
-    if (it->second.session != asking) return true;
-  }
-  return false;
 }
 
 }  // namespace usbnet::agent

@@ -1,6 +1,6 @@
 // The agent's view of its devices: which are exported (the --export filter), the device ids
-// clients know them by, which hub each hangs from (parent_id), which interface each client
-// holds, and who must hear about arrivals and departures. Lives on the io thread.
+// clients know them by, which hub each hangs from (parent_id), how clients share them (claims,
+// device_sharing.h), and who must hear about arrivals and departures. Lives on the io thread.
 //
 // Hubs are topology: a device is exported after the hubs above it, which are exported with it
 // whether or not the filter names them (a hub the filter names is exported on its own). So ids
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/device.h"
+#include "agent/device_sharing.h"
 #include "common/device_filter.h"
 
 namespace usbnet::agent {
@@ -41,15 +42,8 @@ class DeviceRegistry : public DeviceListener {
   // Sessions hear about every arrival and departure once they are registered.
   void add_session(const std::weak_ptr<Session>& session);
 
-  // Interface ownership across clients: a claim fails if another session holds it.
-  struct Owner {
-    const Session* session;
-    std::uint32_t handle;
-  };
-  bool claim(std::uint32_t device_id, std::uint8_t interface_number, Owner owner);
-  void release(std::uint32_t device_id, std::uint8_t interface_number, Owner owner);
-  // True if a session other than `asking` holds any interface of the device.
-  bool claimed_by_other(std::uint32_t device_id, const Session* asking) const;
+  // Interface ownership across clients, and what each client may do on a shared device.
+  DeviceSharing& sharing() { return sharing_; }
 
  private:
   template <typename Fn>
@@ -71,7 +65,7 @@ class DeviceRegistry : public DeviceListener {
   std::vector<Known> known_;  // in order of arrival
   std::map<std::uint32_t, ExportedDevice> devices_;
   std::vector<std::weak_ptr<Session>> sessions_;
-  std::map<std::pair<std::uint32_t, std::uint8_t>, Owner> claims_;
+  DeviceSharing sharing_;
 };
 
 }  // namespace usbnet::agent

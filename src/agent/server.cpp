@@ -1,32 +1,65 @@
 #include "agent/server.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/log.h"
 #include "transport/asio_connection.h"
 #include "transport/tcp_channel.h"
+#include "usbnet/wire.h"
 
 namespace usbnet::agent {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+namespace {
+
+// The largest HELLO there is (header, fixed body, auth data, name): all a client may send
+// before its HELLO is accepted.
+constexpr std::uint32_t kMaxHelloFrame = 12 + 16 + wire::kMaxAuthLength + 255;
+
+}  // namespace
+
 Server::Server(asio::io_context& io, DeviceRegistry& registry, ServerOptions options)
-    : io_(io), registry_(registry), options_(std::move(options)), acceptor_(io) {}
+    : io_(io),
+      registry_(registry),
+      options_(std::move(options)),
+      acceptor_(io),
+      quota_(options_.limits) {}
 
 std::optional<std::string> Server::start() {
   boost::system::error_code ec;
-  tcp::resolver resolver(io_);
   const std::string& host = options_.listen.host;
-  auto results =
-      resolver.resolve(host.empty() ? "0.0.0.0" : host, std::to_string(options_.listen.port),
-                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    return fmt::format("cannot listen on {}: {}", options_.listen.to_string(),
-                       ec ? ec.message() : "no such address");
+  tcp::endpoint endpoint;
+  // ":PORT" and "[::]:PORT": every address, IPv6 and IPv4 on one dual-stack socket (IPv4
+  // alone where the machine has no IPv6).
+  const bool every_address = host.empty() || host == "::";
+  if (every_address) {
+    acceptor_.open(tcp::v6(), ec);
+    if (!ec) acceptor_.set_option(asio::ip::v6_only(false), ec);
+    if (!ec) {
+      endpoint = tcp::endpoint(tcp::v6(), options_.listen.port);
+    } else if (host.empty()) {
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      acceptor_.open(tcp::v4(), ec);
+      endpoint = tcp::endpoint(tcp::v4(), options_.listen.port);
+    }
+  } else {
+    tcp::resolver resolver(io_);
+    auto results = resolver.resolve(host, std::to_string(options_.listen.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) {
+      return fmt::format("cannot listen on {}: {}", options_.listen.to_string(),
+                         ec ? ec.message() : "no such address");
+    }
+    endpoint = *results.begin();
+    acceptor_.open(endpoint.protocol(), ec);
   }
-  const tcp::endpoint endpoint = *results.begin();
-  acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
@@ -34,6 +67,13 @@ std::optional<std::string> Server::start() {
     return fmt::format("cannot listen on {}: {}", options_.listen.to_string(), ec.message());
   }
   ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
+  if (!endpoint.address().is_loopback()) {
+    log::warn(
+        "listening on {} beyond this machine without authentication: whoever reaches the "
+        "port can use the exported devices. Listen there only on a trusted network, or "
+        "put an encrypting tunnel in front (README, \"Encrypting the link\")",
+        options_.listen.to_string());
+  }
   accept_next();
   return std::nullopt;
 }
@@ -49,23 +89,69 @@ void Server::accept_next() {
     if (ec) {
       log::warn("accepting a connection failed: {}", ec.message());
     } else {
-      boost::system::error_code ignored;
-      const auto remote = socket.remote_endpoint(ignored);
-      transport::StreamOptions copts = options_.connection;
-      copts.peer_name = fmt::format("{}:{}", remote.address().to_string(), remote.port());
-      auto session = std::make_shared<Session>(registry_, options_.session);
-      auto connection = std::make_shared<transport::AsioConnection>(
-          io_.get_executor(),
-          std::make_unique<transport::TcpChannel>(socket.release(), copts.piece_size), copts,
-          session);
-      session->attach(connection->shared_stream());
-      registry_.add_session(session);
-      std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
-      sessions_.push_back(session);
-      log::debug("{}: connection accepted", copts.peer_name);
-      connection->start();
+      accepted(std::move(socket));
     }
     accept_next();
+  });
+}
+
+void Server::accepted(tcp::socket socket) {
+  boost::system::error_code ignored;
+  const auto remote = socket.remote_endpoint(ignored);
+  // An IPv4 client of a dual-stack socket counts as its IPv4 address.
+  const auto address = remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()
+                           ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped,
+                                                                         remote.address().to_v6()))
+                           : remote.address();
+  transport::StreamOptions copts = options_.connection;
+  copts.peer_name = address.is_v6() ? fmt::format("[{}]:{}", address.to_string(), remote.port())
+                                    : fmt::format("{}:{}", address.to_string(), remote.port());
+  auto admitted = quota_.admit(address.to_string());
+  if (const auto* refused = std::get_if<ConnectionQuota::Refused>(&admitted)) {
+    return refuse(std::move(socket), copts.peer_name, refused->reason);
+  }
+  copts.frame_limit_until_admitted = kMaxHelloFrame;
+  auto session = std::make_shared<Session>(registry_, options_.session);
+  session->hold(std::move(std::get<ConnectionQuota::Ticket>(admitted)));
+  auto connection = std::make_shared<transport::AsioConnection>(
+      io_.get_executor(),
+      std::make_unique<transport::TcpChannel>(socket.release(), copts.piece_size), copts, session);
+  session->attach(connection->shared_stream());
+  registry_.add_session(session);
+  std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
+  sessions_.push_back(session);
+  log::debug("{}: connection accepted", copts.peer_name);
+  connection->start();
+  start_hello_deadline(session);
+}
+
+void Server::refuse(tcp::socket socket, const std::string& peer, const std::string& reason) {
+  if (const auto times = refused_log_.due()) {
+    log::warn("refused a connection from {}: {} ({} refused in the last interval)", peer, reason,
+              times);
+  }
+  const wire::Bytes frame = wire::encode(wire::Error{0, wire::error_code::kBusy, reason});
+  [[maybe_unused]] const ssize_t n =
+      ::send(socket.native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+void Server::start_hello_deadline(const std::shared_ptr<Session>& session) {
+  const auto timeout = options_.limits.hello_timeout;
+  auto timer = std::make_shared<asio::steady_timer>(io_, timeout);
+  timer->async_wait([this, timer, timeout,
+                     weak = std::weak_ptr<Session>(session)](const boost::system::error_code& ec) {
+    if (ec) return;
+    auto s = weak.lock();
+    if (!s || !s->hello_deadline_passed(timeout)) return;
+    if (const auto times = hello_log_.due()) {
+      log::warn(
+          "{}: closed: no HELLO within {} ms of connecting ({} closed so in the last "
+          "interval)",
+          s->peer(), timeout.count(), times);
+    }
   });
 }
 

@@ -1,4 +1,5 @@
-// The agent's listening socket: one Session per accepted client.
+// The agent's listening socket: one Session per accepted client, as many as the connection
+// limits allow (limits.h); a connection that does not complete its HELLO in time is closed.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -7,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "agent/connection_quota.h"
+#include "agent/limits.h"
 #include "agent/registry.h"
 #include "agent/session.h"
+#include "common/log_limiter.h"
 #include "transport/endpoint.h"
 #include "transport/framed_stream.h"
 #include "usbnet/expected.h"
@@ -19,6 +23,7 @@ struct ServerOptions {
   transport::Endpoint listen;
   SessionOptions session;
   transport::StreamOptions connection;
+  ConnectionLimits limits;
 };
 
 class Server {
@@ -33,12 +38,20 @@ class Server {
 
  private:
   void accept_next();
+  void accepted(boost::asio::ip::tcp::socket socket);
+  // Tells the client why in one ERROR frame (if its socket takes it at once) and closes.
+  void refuse(boost::asio::ip::tcp::socket socket, const std::string& peer,
+              const std::string& reason);
+  void start_hello_deadline(const std::shared_ptr<Session>& session);
 
   boost::asio::io_context& io_;
   DeviceRegistry& registry_;
   ServerOptions options_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::weak_ptr<Session>> sessions_;
+  ConnectionQuota quota_;
+  log::Limiter refused_log_;
+  log::Limiter hello_log_;
 };
 
 }  // namespace usbnet::agent

@@ -12,7 +12,7 @@ using namespace wire::error_code;
 using wire::UrbStatus;
 
 Session::Session(DeviceRegistry& registry, SessionOptions options)
-    : registry_(registry), options_(std::move(options)) {}
+    : registry_(registry), options_(std::move(options)), budget_(options_.limits) {}
 
 Session::~Session() { log::debug("{}: session ended", peer_); }
 
@@ -38,8 +38,7 @@ std::span<std::uint8_t> Session::payload_destination(const wire::Message& head,
   if (closed_ || !hello_done_) return {};
   if (const auto* m = std::get_if<wire::UrbSubmit>(&head)) {
     if (m->is_in() || length > m->data_len || urbs_.contains(m->trans_id) ||
-        assembler_.expecting(m->trans_id) ||
-        bytes_in_flight_ + m->data_len > options_.max_bytes_in_flight) {
+        assembler_.expecting(m->trans_id) || budget_.refuse_urb(urbs_.size(), m->data_len)) {
       return {};
     }
     landing_trans_id_ = m->trans_id;
@@ -63,8 +62,17 @@ void Session::handle(Other& m) {
       fmt::format("unexpected {} from a client", wire::message_type_name(wire::type_of(m))));
 }
 
+// Protocol faults of every connection share one limiter (io thread only): a flood of bad
+// connections makes one warning per interval, the others go to the debug level.
+namespace {
+log::Limiter& protocol_fault_log() {
+  static log::Limiter limiter;
+  return limiter;
+}
+}  // namespace
+
+// Reported once, by on_closed.
 void Session::protocol_violation(const std::string& what) {
-  log::warn("{}: protocol violation: {}; closing the connection", peer_, what);
   connection_->send(wire::Error{0, kIo, "protocol error: " + what});
   connection_->close("protocol violation: " + what);
 }
@@ -81,8 +89,21 @@ void Session::reply(std::uint32_t id, std::int32_t result, std::uint32_t value) 
 void Session::handle(wire::Hello& m) {
   if (hello_done_) return protocol_violation("a second HELLO");
   if (m.auth_method != wire::AuthMethod::None) {
-    log::info("{}: ignoring authentication data (this agent requires none)", peer_);
+    // Accepting credentials the agent does not check would let the client believe they were.
+    log::warn(
+        "{}: refused: HELLO offers authentication method {}, which this agent does not "
+        "check",
+        peer_, static_cast<unsigned>(m.auth_method));
+    connection_->send(wire::Error{
+        0, kAccess,
+        fmt::format("authentication method {} is not supported by this agent, which checks no "
+                    "credentials: connect with auth_method 0 (none)",
+                    static_cast<unsigned>(m.auth_method))});
+    connection_->close("unsupported authentication method");
+    return;
   }
+  // Introduced: frames up to the protocol's cap, full-size reads.
+  connection_->admit();
   connection_->set_peer_heartbeat(std::chrono::milliseconds(m.heartbeat_ms));
   connection_->send(wire::Hello{m.id,
                                 wire::kProtocolVersion,
@@ -96,6 +117,15 @@ void Session::handle(wire::Hello& m) {
 }
 
 void Session::handle(wire::ListDevices& m) {
+  // The largest answer there is, to the smallest request: not while the client leaves its
+  // answers unread.
+  if (connection_->queued_bytes() > options_.limits.max_send_queue) {
+    connection_->send(
+        wire::Error{m.id, kBusy,
+                    "the agent's answers to this client wait for it to read them "
+                    "(--max-send-queue): read them before asking for the list again"});
+    return;
+  }
   connection_->send(wire::DeviceList{m.id, registry_.list()});
 }
 
@@ -175,7 +205,7 @@ void Session::close_handle(std::uint32_t handle_id, std::function<void()> done) 
     auto it = self->handles_.find(handle_id);
     if (it != self->handles_.end()) {
       for (std::uint8_t iface : it->second.claimed) {
-        self->registry_.release(it->second.device_id, iface, {self.get(), handle_id});
+        self->registry_.sharing().release(it->second.device_id, iface, {self.get(), handle_id});
       }
       self->handles_.erase(it);
     }
@@ -189,21 +219,53 @@ void Session::handle(Request& m) {
   OpenHandle* h = find_handle(m.handle);
   if (!h || h->closing) return reply(m.id, kNotFound);
   if (h->gone) return reply(m.id, kNoDevice);
-  if constexpr (std::is_same_v<Request, wire::ClaimInterface>) {
-    if (!registry_.claim(h->device_id, m.interface_number, {this, m.handle})) {
-      log::info("{}: interface {} of device {} is claimed by another client", peer_,
-                m.interface_number, h->device_id);
-      return reply(m.id, kBusy);
-    }
-  } else if constexpr (std::is_same_v<Request, wire::ReleaseInterface>) {
+  if constexpr (std::is_same_v<Request, wire::ReleaseInterface>) {
     if (!h->claimed.contains(m.interface_number)) return reply(m.id, kNotFound);
-  } else if constexpr (std::is_same_v<Request, wire::SetConfiguration>) {
-    // As on Linux: not while any interface of the device is claimed.
-    if (!h->claimed.empty() || registry_.claimed_by_other(h->device_id, this)) {
-      return reply(m.id, kBusy);
-    }
   }
+  if (auto refused = sharing_verdict(*h, m)) return refuse(m.id, *refused);
   device_request(m.id, m.handle, m);
+}
+
+// The claim itself is taken here (and given back if the device refuses it).
+template <typename Request>
+Verdict Session::sharing_verdict(const OpenHandle& h, const Request& m) {
+  DeviceSharing& sharing = registry_.sharing();
+  const Claimant me{this, m.handle};
+  if constexpr (std::is_same_v<Request, wire::ClaimInterface>) {
+    return sharing.claim(h.device_id, m.interface_number, me);
+  } else if constexpr (std::is_same_v<Request, wire::SetConfiguration>) {
+    return sharing.set_configuration(h.device_id, me);
+  } else if constexpr (std::is_same_v<Request, wire::SetAltSetting>) {
+    return sharing.alt_setting(h.device_id, m.interface_number, me);
+  } else if constexpr (std::is_same_v<Request, wire::ClearHalt>) {
+    const ExportedDevice* device = registry_.find(h.device_id);
+    if (!device) return Refusal{kNoDevice, "the device has left"};
+    return sharing.clear_halt(device->info, m.endpoint, me);
+  } else if constexpr (std::is_same_v<Request, wire::ResetDevice>) {
+    return sharing.device_wide(h.device_id, me, "a reset");
+  } else if constexpr (std::is_same_v<Request, wire::KernelDriver>) {
+    return sharing.kernel_driver(h.device_id, m.interface_number, me);
+  } else {
+    return std::nullopt;  // GET_CONFIGURATION, RELEASE_INTERFACE: the handle's own business
+  }
+}
+
+Verdict Session::urb_verdict(const OpenHandle& h, const wire::UrbSubmit& m) {
+  const ExportedDevice* device = registry_.find(h.device_id);
+  if (!device) return Refusal{kNoDevice, "the device has left"};
+  const Claimant me{this, m.handle};
+  if (m.type == wire::UrbType::Control) {
+    return registry_.sharing().control_transfer(device->info, m.setup, me);
+  }
+  return registry_.sharing().endpoint_transfer(device->info, m.endpoint, me);
+}
+
+void Session::refuse(std::uint32_t id, const Refusal& refusal) {
+  if (const auto times = refusal_log_.due()) {
+    log::info("{}: refused: {} ({} refusal{} in the last interval)", peer_, refusal.reason, times,
+              times == 1 ? "" : "s");
+  }
+  connection_->send(wire::Error{id, refusal.code, refusal.reason});
 }
 
 void Session::device_request(std::uint32_t id, std::uint32_t handle_id,
@@ -213,16 +275,23 @@ void Session::device_request(std::uint32_t id, std::uint32_t handle_id,
                                  std::int32_t result, std::uint32_t value) {
     OpenHandle* h = self->find_handle(handle_id);
     if (h) {
+      DeviceSharing& sharing = self->registry_.sharing();
+      const Claimant me{self.get(), handle_id};
       if (const auto* claim = std::get_if<wire::ClaimInterface>(&request)) {
         if (result == 0) {
           h->claimed.insert(claim->interface_number);
         } else {
-          self->registry_.release(h->device_id, claim->interface_number, {self.get(), handle_id});
+          sharing.release(h->device_id, claim->interface_number, me);
         }
       } else if (const auto* release = std::get_if<wire::ReleaseInterface>(&request)) {
         if (result == 0) {
           h->claimed.erase(release->interface_number);
-          self->registry_.release(h->device_id, release->interface_number, {self.get(), handle_id});
+          sharing.release(h->device_id, release->interface_number, me);
+        }
+      } else if (const auto* config = std::get_if<wire::SetConfiguration>(&request)) {
+        if (result == 0) {
+          sharing.configuration_selected(
+              h->device_id, static_cast<std::uint8_t>(std::max(0, config->configuration)));
         }
       }
     }
@@ -264,9 +333,16 @@ void Session::handle(wire::UrbSubmit& m) {
     refused = UrbStatus::Error;
   } else if (h->gone) {
     refused = UrbStatus::NoDevice;
-  } else if (bytes_in_flight_ + cost > options_.max_bytes_in_flight) {
-    log::warn("{}: URB {} refused: the client's URBs already hold {} MiB", peer_, m.trans_id,
-              bytes_in_flight_ >> 20);
+  } else if (auto verdict = urb_verdict(*h, m)) {
+    if (const auto times = refusal_log_.due()) {
+      log::info("{}: URB on endpoint 0x{:02x} refused: {} ({} refusal{} in the last interval)",
+                peer_, m.endpoint, verdict->reason, times, times == 1 ? "" : "s");
+    }
+    refused = verdict->code == kNoDevice ? UrbStatus::NoDevice : UrbStatus::Error;
+  } else if (auto over = budget_.refuse_urb(urbs_.size(), cost)) {
+    if (const auto times = limit_log_.due()) {
+      log::warn("{}: URB refused: {} ({} refused in the last interval)", peer_, *over, times);
+    }
     refused = UrbStatus::Error;
   }
   if (refused) {
@@ -285,7 +361,7 @@ void Session::handle(wire::UrbSubmit& m) {
     transfer->buffer.resize(m.data_len);
     std::copy(m.payload.begin(), m.payload.end(), transfer->buffer.begin());
   }
-  bytes_in_flight_ += cost;
+  budget_.reserve(cost);
   urbs_.emplace(m.trans_id, std::move(urb));
   if (!*expecting && !waiting_.contains(key)) {
     // Whole, and nothing ahead of it on its endpoint: straight to the device.
@@ -378,7 +454,7 @@ void Session::refuse_waiting(std::uint32_t trans_id, UrbStatus status) {
   urb.transfer->status = status;
   // The buffer stays until the URB is answered: the rest of its payload may be being read
   // into it.
-  bytes_in_flight_ -= urb.cost;
+  budget_.unreserve(urb.cost);
   urb.cost = 0;
   if (!assembler_.expecting(trans_id)) fail_urb(trans_id, status);
 }
@@ -403,12 +479,17 @@ void Session::fail_urb(std::uint32_t trans_id, UrbStatus status) {
 void Session::complete(std::uint32_t trans_id, TransferPtr t) {
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return;
+  const OpenHandle* h = find_handle(it->second.handle);
   if (options_.capture) {
-    const OpenHandle* h = find_handle(it->second.handle);
     const ExportedDevice* d = h ? registry_.find(h->device_id) : nullptr;
     options_.capture->completed(*t, d ? &d->info : nullptr);
   }
-  bytes_in_flight_ -= it->second.cost;
+  // A standard SET_CONFIGURATION sent as a control transfer selects it as the request does.
+  if (h && t->type == wire::UrbType::Control && t->status == UrbStatus::Completed &&
+      t->setup[0] == 0x00 && t->setup[1] == 9) {
+    registry_.sharing().configuration_selected(h->device_id, t->setup[2]);
+  }
+  const std::size_t cost = it->second.cost;  // charged until the completion is written
   urbs_.erase(it);
 
   wire::UrbComplete c;
@@ -447,7 +528,30 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
                     ? t->in_data.first(c.actual_length)
                     : wire::ByteView(t->buffer.data(), c.actual_length);
   }
+  keepalive = budget_.until_sent(std::move(keepalive), cost);
   if (!closed_) connection_->send_urb(std::move(c), std::move(keepalive));
+}
+
+bool Session::wants_input() const {
+  if (closed_ || !connection_) return true;
+  const auto throttled = budget_.throttle(connection_->queued_bytes());
+  if (throttled && !reading_paused_) {
+    if (const auto times = backpressure_log_.due()) {
+      log::warn("{}: not reading the client's requests: {} ({} pause{} in the last interval)",
+                peer_, *throttled, times, times == 1 ? "" : "s");
+    }
+  }
+  reading_paused_ = throttled.has_value();
+  return !reading_paused_;
+}
+
+bool Session::hello_deadline_passed(std::chrono::milliseconds timeout) {
+  if (hello_done_ || closed_) return false;
+  connection_->send(wire::Error{
+      0, kTimeout,
+      fmt::format("no HELLO within {} ms of connecting (--hello-timeout)", timeout.count())});
+  connection_->close(fmt::format("no HELLO within {} ms", timeout.count()));
+  return true;
 }
 
 // ---- the end of the connection -------------------------------------------------------------
@@ -475,7 +579,15 @@ void Session::shut_down() {
 void Session::on_closed(const std::string& reason) {
   if (closed_) return;
   closed_ = true;
-  log::info("{}: client disconnected ({}); releasing what the client held", peer_, reason);
+  if (reason.starts_with("protocol error") || reason.starts_with("protocol violation")) {
+    const auto times = protocol_fault_log().due();
+    log::at(times ? log::Level::Warn : log::Level::Debug,
+            "{}: closing the connection after a {}; releasing what the client held ({} "
+            "protocol fault{} in the last interval)",
+            peer_, reason, std::max<std::uint64_t>(times, 1), times > 1 ? "s" : "");
+  } else {
+    log::info("{}: client disconnected ({}); releasing what the client held", peer_, reason);
+  }
   assembler_ = wire::PieceAssembler{};
   std::vector<std::uint32_t> open;
   for (const auto& [id, h] : handles_) {

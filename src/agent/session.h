@@ -7,6 +7,7 @@
 // until the last backend callback has run.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -15,9 +16,14 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/client_budget.h"
+#include "agent/connection_quota.h"
 #include "agent/device.h"
+#include "agent/device_sharing.h"
+#include "agent/limits.h"
 #include "agent/registry.h"
 #include "agent/urb_capture.h"
+#include "common/log_limiter.h"
 #include "transport/framed_stream.h"
 #include "usbnet/pieces.h"
 
@@ -27,8 +33,8 @@ struct SessionOptions {
   std::string agent_name = "usbnet-agent";
   std::uint32_t heartbeat_ms = 5000;
   std::uint32_t capabilities = wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver;
-  // Memory the URBs of one client may hold (their buffers); past it a URB fails with ERROR.
-  std::size_t max_bytes_in_flight = 256u << 20;
+  // What the client may make the agent hold (limits.h).
+  ClientLimits limits;
   // --pcap: where the URBs and their completions are recorded (null: nowhere).
   std::shared_ptr<UrbCapture> capture;
 };
@@ -44,6 +50,15 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   std::span<std::uint8_t> payload_destination(const wire::Message& head,
                                               std::size_t length) override;
   void on_closed(const std::string& reason) override;
+  // Backpressure: false while the answers waiting to be written to the client are over
+  // limits.max_send_queue (the driver reads again once the client has read some).
+  bool wants_input() const override;
+
+  // The connection's place in the server's count, held as long as the session lives.
+  void hold(ConnectionQuota::Ticket ticket) { ticket_ = std::move(ticket); }
+  // The HELLO deadline passed: closes the connection if it has not completed its HELLO (true
+  // then).
+  bool hello_deadline_passed(std::chrono::milliseconds timeout);
 
   // The agent is shutting down: cancels the client's transfers, closes its handles, tells it
   // (the completions go out), then closes the connection.
@@ -68,7 +83,7 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
     TransferPtr transfer;
     std::uint32_t handle = 0;
     EndpointKey key;
-    std::size_t cost = 0;        // bytes charged against max_bytes_in_flight
+    std::size_t cost = 0;        // bytes charged against limits.max_urb_memory
     std::uint32_t received = 0;  // OUT payload bytes so far
     bool dispatched = false;     // handed to the device
     bool refused = false;        // answered without reaching the device (status preset)
@@ -95,6 +110,12 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void fail_urb(std::uint32_t trans_id, wire::UrbStatus status);
   void refuse_waiting(std::uint32_t trans_id, wire::UrbStatus status);
   void reply(std::uint32_t id, std::int32_t result, std::uint32_t value = 0);
+  // A request the sharing rules refuse: ERROR with the reason (one log line per interval).
+  void refuse(std::uint32_t id, const Refusal& refusal);
+  // What the sharing rules say of a request or of a URB (nullopt: allowed).
+  template <typename Request>
+  Verdict sharing_verdict(const OpenHandle& h, const Request& m);
+  Verdict urb_verdict(const OpenHandle& h, const wire::UrbSubmit& m);
   void protocol_violation(const std::string& what);
   OpenHandle* find_handle(std::uint32_t handle_id);
 
@@ -109,7 +130,12 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   std::unordered_map<std::uint32_t, Urb> urbs_;
   std::map<EndpointKey, std::deque<std::uint32_t>> waiting_;  // not yet dispatched, in order
   wire::PieceAssembler assembler_;
-  std::size_t bytes_in_flight_ = 0;
+  ClientBudget budget_;
+  log::Limiter refusal_log_;  // sharing refusals
+  log::Limiter limit_log_;    // URBs over the limits
+  mutable log::Limiter backpressure_log_;
+  mutable bool reading_paused_ = false;
+  ConnectionQuota::Ticket ticket_;
   // The buffer a URB_SUBMIT's OUT payload is being read into, before the URB exists.
   std::uint32_t landing_trans_id_ = 0;
   TransferBuffer landing_;

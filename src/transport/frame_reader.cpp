@@ -7,20 +7,36 @@ namespace usbnet::transport {
 
 namespace {
 
-constexpr std::size_t kReadBufferSize = 1024 * 1024;
-// The read after a large payload: enough for the heads of the frames that follow.
+// A read takes at most this much of small frames: also the most a handler that stops wanting
+// input (backpressure) is handed after it said so.
+constexpr std::size_t kReadBufferSize = 256 * 1024;
+// The read after a large payload: enough for the heads of the frames that follow. Also the
+// whole read buffer of a stream not admitted yet.
 constexpr std::size_t kSmallRead = 4096;
 
 }  // namespace
 
-FrameReader::FrameReader(ByteChannel& channel, const std::string& peer_name)
+FrameReader::FrameReader(ByteChannel& channel, const std::string& peer_name,
+                         std::uint32_t frame_limit)
     : channel_(channel),
       peer_name_(peer_name),
-      read_buffer_(kReadBufferSize),
+      decoder_(frame_limit == 0 ? wire::kMaxFrameLength : frame_limit),
+      read_buffer_(frame_limit == 0 ? kReadBufferSize : kSmallRead),
       last_read_ns_(now_ns()) {}
 
-std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSink& sink) {
+void FrameReader::admit() {
+  decoder_.set_max_frame_length(wire::kMaxFrameLength);
+  grow_ = read_buffer_.size() < kReadBufferSize;
+}
+
+std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSink& sink,
+                                                                const std::function<bool()>& more) {
   for (int rounds = 0; rounds < 64; ++rounds) {
+    if (rounds > 0 && !more()) return std::nullopt;
+    if (grow_) {  // no view into the buffer is alive between reads
+      read_buffer_.resize(kReadBufferSize);
+      grow_ = false;
+    }
     // A large URB payload goes straight to its transfer buffer; otherwise the read buffer takes
     // what is there: all of it, or only a little after a large payload, so that the next large
     // frame's head arrives without much of its payload (which would be copied).
@@ -28,7 +44,8 @@ std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSin
     const std::span<std::uint8_t> into =
         !direct.empty() ? direct
                         : std::span<std::uint8_t>(read_buffer_)
-                              .first(small_reads_ ? kSmallRead : read_buffer_.size());
+                              .first(std::min(small_reads_ ? kSmallRead : read_buffer_.size(),
+                                              read_buffer_.size()));
     const IoResult result = channel_.read(into);
     switch (result.status) {
       case IoResult::Status::Done:

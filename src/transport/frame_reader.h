@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,12 +26,16 @@ class FrameReader {
     std::optional<wire::Error> tell_peer;
   };
 
-  // `peer_name` is for log lines and must outlive the reader.
-  FrameReader(ByteChannel& channel, const std::string& peer_name);
+  // `peer_name` is for log lines and must outlive the reader. A non-zero `frame_limit` caps
+  // frames at that length and reads through a small buffer until admit().
+  FrameReader(ByteChannel& channel, const std::string& peer_name, std::uint32_t frame_limit = 0);
 
-  // Reads until the channel has nothing more (or for a bounded number of reads), passing each
-  // message to `sink` as it is decoded.
-  std::optional<Failure> read_available(wire::MessageSink& sink);
+  // Reads until the channel has nothing more (or for a bounded number of reads, or until
+  // `more()` says no after a read), passing each message to `sink` as it is decoded.
+  std::optional<Failure> read_available(wire::MessageSink& sink, const std::function<bool()>& more);
+  // Lifts the frame limit at once and grows the read buffer before the next read (the sink may
+  // call it while it is being fed).
+  void admit();
   std::int64_t last_read_ns() const { return last_read_ns_.load(); }
   // The readiness of the descriptor the last read waited for (readable, for plain TCP).
   Readiness readiness() const { return readiness_.load(); }
@@ -43,6 +48,7 @@ class FrameReader {
   wire::StreamDecoder decoder_;
   std::vector<std::uint8_t> read_buffer_;
   bool small_reads_ = false;
+  bool grow_ = false;  // admitted: the read buffer grows to full size before the next read
   std::atomic<std::int64_t> last_read_ns_;
   std::atomic<Readiness> readiness_{kReadable};
 };

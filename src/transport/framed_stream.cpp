@@ -43,7 +43,7 @@ class FramedStream::Impl final : private wire::MessageSink, private FrameWriter:
         driver_(driver),
         writer_(*channel_, options_.piece_size, *this),
         handler_(&handler),
-        reader_(*channel_, options_.peer_name),
+        reader_(*channel_, options_.peer_name, options_.frame_limit_until_admitted),
         dead_after_ms_(options_.dead_after.count()) {}
 
   // ---- sending ---------------------------------------------------------------------------
@@ -85,6 +85,7 @@ class FramedStream::Impl final : private wire::MessageSink, private FrameWriter:
   const std::string& peer_name() const { return options_.peer_name; }
   int pollable_fd() const { return channel_->pollable_fd(); }
   void input_wanted() { driver_.wake(); }
+  void admit() { reader_.admit(); }  // on the reading thread, with read_mutex_ (see the header)
 
   // ---- driving ---------------------------------------------------------------------------
 
@@ -113,7 +114,9 @@ class FramedStream::Impl final : private wire::MessageSink, private FrameWriter:
     }
     // What the handler sends in answer to what is read goes out together at the end.
     writer_.cork();
-    auto failure = reader_.read_available(*this);
+    // The handler may stop wanting input in the middle (its peer does not read what it
+    // answers): what was read is delivered, and no more is read.
+    auto failure = reader_.read_available(*this, [this] { return handler_->wants_input(); });
     writer_.uncork();
     if (!failure) return;
     if (failure->tell_peer) writer_.send(*failure->tell_peer);
@@ -276,6 +279,7 @@ void FramedStream::close_when_sent(const std::string& reason, std::chrono::milli
   impl_->close_when_sent(reason, grace);
 }
 void FramedStream::input_wanted() { impl_->input_wanted(); }
+void FramedStream::admit() { impl_->admit(); }
 const std::string& FramedStream::peer_name() const { return impl_->peer_name(); }
 
 int FramedStream::pollable_fd() const { return impl_->pollable_fd(); }

@@ -37,6 +37,10 @@ struct StreamOptions {
   std::chrono::milliseconds dead_after{15000};  // close when the peer is silent this long
   std::uint32_t piece_size = wire::kDefaultPieceSize;
   std::string peer_name;  // for log lines ("127.0.0.1:51234")
+  // Non-zero: until admit(), frames longer than this are a protocol error (frame too large) and
+  // input is read through a small buffer, so that a peer that has not introduced itself costs
+  // a few KiB (the agent: until the client's HELLO).
+  std::uint32_t frame_limit_until_admitted = 0;
 };
 
 // What a stream delivers to: the messages (wire::MessageSink, called by the thread in
@@ -121,6 +125,8 @@ class FramedStream {
   void close_when_sent(const std::string& reason, std::chrono::milliseconds grace);
   // The handler's wants_input() has turned true: the driver reads again.
   void input_wanted();
+  // Lifts frame_limit_until_admitted. Only from the handler's on_message (the reading thread).
+  void admit();
   const std::string& peer_name() const;
 
   // ---- driving (drivers only) ----------------------------------------------------------------

@@ -20,6 +20,10 @@ std::uint32_t read_length(const std::uint8_t* p) {
 StreamDecoder::StreamDecoder(std::uint32_t max_frame_length)
     : max_frame_length_(std::min(max_frame_length, kMaxFrameLength)) {}
 
+void StreamDecoder::set_max_frame_length(std::uint32_t max_frame_length) {
+  max_frame_length_ = std::min(max_frame_length, kMaxFrameLength);
+}
+
 std::span<std::uint8_t> MessageSink::payload_destination(const Message&, std::size_t) { return {}; }
 
 bool StreamDecoder::try_direct(ByteView prefix, std::uint32_t length, MessageSink& sink) {

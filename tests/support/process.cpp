@@ -127,4 +127,11 @@ RunResult run(std::vector<std::string> argv, std::map<std::string, std::string> 
   return result;
 }
 
+std::size_t rss_kib(pid_t pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  const auto at = status.find("VmRSS:");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(status.c_str() + at + 6, nullptr, 10);
+}
+
 }  // namespace usbnet::test

@@ -41,6 +41,9 @@ class Process {
   std::string err_path_;
 };
 
+// A process's resident memory (VmRSS of /proc/PID/status), in KiB; 0 if it is gone.
+std::size_t rss_kib(pid_t pid);
+
 // Runs a program to completion (bounded); its exit status, stdout and stderr.
 struct RunResult {
   int status = -1;  // -1: timed out (and killed)

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
+#include <string_view>
 
 namespace usbnet::test {
 
@@ -30,12 +32,24 @@ struct Collector : wire::MessageSink {
 }  // namespace
 
 WireClient::WireClient(std::uint16_t port, const char* host) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  ::inet_pton(AF_INET, host, &addr.sin_addr);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  const bool v6 = std::string_view(host).find(':') != std::string_view::npos;
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  if (v6) {
+    auto& addr = reinterpret_cast<sockaddr_in6&>(storage);
+    addr.sin6_family = AF_INET6;
+    addr.sin6_port = htons(port);
+    ::inet_pton(AF_INET6, host, &addr.sin6_addr);
+    length = sizeof addr;
+  } else {
+    auto& addr = reinterpret_cast<sockaddr_in&>(storage);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    ::inet_pton(AF_INET, host, &addr.sin_addr);
+    length = sizeof addr;
+  }
+  fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
     ::close(fd_);
     throw std::runtime_error("cannot connect to the agent on port " + std::to_string(port));
   }
@@ -62,6 +76,26 @@ void WireClient::send_raw(wire::ByteView bytes) {
     if (n <= 0) throw std::runtime_error("send failed");
     at += static_cast<std::size_t>(n);
   }
+}
+
+std::size_t WireClient::send_some(wire::ByteView bytes, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const ssize_t n =
+        ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      at += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return at;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return at;
+    pollfd p{fd_, POLLOUT, 0};
+    ::poll(&p, 1, static_cast<int>(left.count()));
+  }
+  return at;
 }
 
 void WireClient::send(const wire::Message& message) { send_raw(wire::encode(message)); }
@@ -150,7 +184,10 @@ Expected<std::uint32_t, std::int32_t> WireClient::request(wire::Message request)
   auto answer = receive_id(id);
   if (!answer) throw std::runtime_error("no answer to a request");
   if (const auto* reply = answer->as<wire::Reply>()) return reply->value;
-  if (const auto* error = answer->as<wire::Error>()) return Unexpected{error->code};
+  if (const auto* error = answer->as<wire::Error>()) {
+    last_error_text_ = error->text;
+    return Unexpected{error->code};
+  }
   throw std::runtime_error("unexpected answer to a request");
 }
 

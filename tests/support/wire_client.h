@@ -25,6 +25,7 @@ struct Received {
 
 class WireClient {
  public:
+  // `host`: an IPv4 or IPv6 address.
   explicit WireClient(std::uint16_t port, const char* host = "127.0.0.1");
   // Takes over a connected socket (the accepted side, for a test that plays the agent).
   struct Adopt {
@@ -37,6 +38,9 @@ class WireClient {
 
   void send(const wire::Message& message);
   void send_raw(wire::ByteView bytes);
+  // Sends what the peer takes within `timeout` (never blocking past it): the number of bytes
+  // sent, all of them unless the peer stopped reading or the connection failed.
+  std::size_t send_some(wire::ByteView bytes, std::chrono::milliseconds timeout);
   // The next message (heartbeats are counted, not returned); nullopt on timeout or when the
   // agent closed the connection.
   std::optional<Received> receive(std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -51,6 +55,8 @@ class WireClient {
   wire::Hello handshake(std::uint32_t heartbeat_ms = 5000);
   // Sends a request and returns its answer (REPLY or ERROR): value, or the error code.
   Expected<std::uint32_t, std::int32_t> request(wire::Message request);
+  // The text of the last ERROR that request() returned.
+  const std::string& last_error_text() const { return last_error_text_; }
   // LIST_DEVICES.
   std::vector<wire::DeviceInfo> list();
   std::uint32_t next_id() { return ++last_id_; }
@@ -65,6 +71,7 @@ class WireClient {
   std::deque<Received> inbox_;
   int heartbeats_ = 0;
   std::uint32_t last_id_ = 100;
+  std::string last_error_text_;
 };
 
 // The records that are not hubs (the agent lists the hubs above its devices as topology).
