@@ -7,6 +7,7 @@
 // loopback device, both started here.
 //
 //   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] [--one-connection]
+//                [--delays MS,...|none]
 //
 // Each row alternates between usbnet and raw TCP for several rounds and compares the medians,
 // so that a machine that gets busier or quieter during the run affects both alike. Both sides
@@ -21,6 +22,10 @@
 // modes (raw TCP ping-pong 4.3 us on one CPU, 40-60 us across two; streaming 9 GB/s or 1.5).
 // One CPU (the idlest at the start) measures what each side costs; --cpus any lets the
 // scheduler place them.
+//
+// Then the delayed-link rows (--delays, round trips in ms; 0,1,10 by default): the same kinds of
+// work through a delaying proxy (delay_proxy.h), usbnet's connection to the agent and the raw
+// baseline's through the same one, so that the ratio shows how many round trips each costs.
 #include <fcntl.h>
 #include <libusb.h>
 #include <sched.h>
@@ -29,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +48,9 @@
 #include <thread>
 #include <vector>
 
+#include "bench/delay_proxy.h"
 #include "bench/raw_tcp.h"
+#include "bench/rows.h"
 #include "bench/usb_measure.h"
 
 namespace fs = std::filesystem;
@@ -57,12 +65,20 @@ struct Options {
   std::string piece_size;
   bool one_cpu = true;
   bool one_connection = false;
+  // Round trips of the delayed-link rows, in milliseconds; empty: none.
+  std::vector<double> delays_ms = {0, 1, 10};
 };
 
 const std::vector<std::size_t> kControlSizes = {8, 64, 1024};
 const std::vector<std::size_t> kBulkSizes = {4096, 65536, 1 << 20};
 const std::vector<int> kDepths = {1, 2, 4, 8, 16, 32};
 constexpr std::size_t kAsyncSize = 65536;
+constexpr int kDelayedDepth = 8;  // async transfers in flight on a delayed link
+
+void print_column_heads() {
+  std::printf("%-40s %10s %10s %6s  %-12s %-22s\n", "", "usbnet", "raw TCP", "ratio", "raw is",
+              "usbnet range");
+}
 
 // ---- the worker: measures through libusb on command ----------------------------------------
 //
@@ -166,66 +182,6 @@ double ask(Child& worker, const std::string& command) {
     throw std::runtime_error("the worker failed: " + slurp(worker.stderr_path));
   }
   return std::atof(line);
-}
-
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
-
-std::string human_rate(double bytes_per_second) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.0f MB/s", bytes_per_second / 1e6);
-  return text;
-}
-
-std::string human_time(double ns) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f us", ns / 1e3);
-  return text;
-}
-
-// One measurement, repeated once per round.
-struct Measure {
-  std::string name;
-  std::function<double()> run;
-};
-
-// A block of rows that share one raw TCP baseline. Every round measures each usbnet row and
-// each raw candidate once, interleaved, so that all see the same machine; each row's usbnet
-// median is compared with the best raw candidate's median (the lowest time, or the highest
-// rate). With several candidates, their medians are listed under the block.
-void block(const std::vector<Measure>& ours, const std::vector<Measure>& raw, int rounds,
-           bool is_time, const std::function<std::string(std::size_t)>& note) {
-  std::vector<std::vector<double>> a(ours.size()), b(raw.size());
-  for (int r = 0; r < rounds; ++r) {
-    for (std::size_t i = 0; i < std::max(ours.size(), raw.size()); ++i) {
-      if (i < ours.size()) a[i].push_back(ours[i].run());
-      if (i < raw.size()) b[i].push_back(raw[i].run());
-    }
-  }
-  const auto show = [is_time](double v) { return is_time ? human_time(v) : human_rate(v); };
-  std::size_t best = 0;
-  for (std::size_t i = 1; i < raw.size(); ++i) {
-    const double m = median(b[i]), current = median(b[best]);
-    if (is_time ? m < current : m > current) best = i;
-  }
-  const double y = median(b[best]);
-  for (std::size_t i = 0; i < ours.size(); ++i) {
-    const double x = median(a[i]);
-    const auto [lo, hi] = std::minmax_element(a[i].begin(), a[i].end());
-    const std::string range = show(*lo) + ".." + show(*hi);
-    std::printf("%-34s %10s %10s %6.2f  %-12s %-22s %s\n", ours[i].name.c_str(), show(x).c_str(),
-                show(y).c_str(), x / y, raw[best].name.c_str(), range.c_str(), note(i).c_str());
-  }
-  if (raw.size() > 1) {
-    std::string line = "  raw candidates (medians):";
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      line += " " + raw[i].name + " " + show(median(b[i])) + (i + 1 < raw.size() ? "," : "");
-    }
-    std::printf("%s\n", line.c_str());
-  }
-  std::fflush(stdout);
 }
 
 // Idle time per CPU so far (from /proc/stat), indexed by CPU number.
@@ -349,8 +305,7 @@ int driver(const char* self, const Options& o) {
   } else {
     std::printf("The scheduler places the processes (figures flip between placements).\n\n");
   }
-  std::printf("%-34s %10s %10s %6s  %-12s %-22s\n", "", "usbnet", "raw TCP", "ratio", "raw is",
-              "usbnet range");
+  print_column_heads();
   const auto no_note = [](std::size_t) { return std::string(); };
   int status = 0;
   try {
@@ -411,6 +366,64 @@ int driver(const char* self, const Options& o) {
         return kDepths[i] >= 8 ? std::string("target >= 0.75") : std::string();
       });
     }
+    if (!o.delays_ms.empty()) {
+      std::printf(
+          "\nDelayed links: usbnet (worker -> proxy -> agent) and raw TCP (client -> proxy ->\n"
+          "server) through the same delaying proxy, which holds every byte half the round trip\n"
+          "in each direction; 64 KiB transfers, async with %d in flight beside a raw pipe as\n"
+          "deep. Through the 0 ms proxy both sides pay its copies and wake-ups.\n",
+          kDelayedDepth);
+      print_column_heads();
+    }
+    for (const double rtt_ms : o.delays_ms) {
+      const auto rtt = std::chrono::microseconds(std::llround(rtt_ms * 1000));
+      // About half a second of work per measurement, at least a few round trips.
+      const auto fitting = [&](std::size_t per_round_trip, std::size_t at_least) {
+        if (rtt.count() == 0) return 4096 * per_round_trip / scale;
+        return std::max<std::size_t>(at_least, per_round_trip * 500'000 / rtt.count());
+      };
+      DelayProxy to_agent(std::stoi(port), rtt), to_raw(raw.port(), rtt);
+      raw.connect_through(to_raw.port());
+      std::map<std::string, std::string> delayed_env = env;
+      delayed_env["USBNET_AGENT"] = "127.0.0.1:" + std::to_string(to_agent.port());
+      stop_worker();
+      worker_process = spawn({self, "--worker"}, delayed_env);
+      char link[32];
+      std::snprintf(link, sizeof link, ", %g ms RTT", rtt_ms);
+      const int round_trips = static_cast<int>(
+          rtt.count() == 0 ? iterations : std::max<std::size_t>(20, 300'000 / rtt.count()));
+      block({{"control round trip, 64 B" + std::string(link),
+              [&] { return ask(worker_process, "control 64 " + std::to_string(round_trips)); }}},
+            {{"ping-pong",
+              [&] {
+                return static_cast<double>(raw.median_round_trip(8, 64, round_trips).count());
+              }}},
+            rounds, true, no_note);
+      const std::size_t sync_total = kAsyncSize * fitting(1, 20);
+      block({{"sync bulk IN, 64 KiB" + std::string(link),
+              [&] { return ask(worker_process, "sync_in 65536 " + std::to_string(sync_total)); }}},
+            {{"req/resp",
+              [&] { return raw.request_response_throughput(8, kAsyncSize, sync_total); }}},
+            rounds, false, no_note);
+      const std::size_t async_total = kAsyncSize * fitting(kDelayedDepth, 64);
+      for (const bool in : {true, false}) {
+        const std::string depth = std::to_string(kDelayedDepth);
+        block({{std::string("async bulk ") + (in ? "IN" : "OUT") + ", depth " + depth + link,
+                [&] {
+                  return ask(worker_process, std::string("async ") + (in ? "in " : "out ") + depth +
+                                                 " " + std::to_string(async_total));
+                }}},
+              {{"pipe x" + depth,
+                [&] {
+                  return raw.pipelined_throughput(kAsyncSize, kDelayedDepth, async_total, in);
+                }}},
+              rounds, false, no_note);
+      }
+      // The worker leaves before its proxy does.
+      stop_worker();
+      worker_process = spawn({self, "--worker"}, env);
+      raw.connect_through(0);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
     status = 1;
@@ -420,6 +433,23 @@ int driver(const char* self, const Options& o) {
   ::waitpid(agent_process.pid, nullptr, 0);
   ::unlink(agent_process.stderr_path.c_str());
   return status;
+}
+
+// "0,1,10" -> {0, 1, 10}; "none" -> {}. False on anything else (negative, over 1 s, junk).
+bool parse_delays(const std::string& text, std::vector<double>& delays) {
+  delays.clear();
+  if (text == "none") return true;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, comma - at);
+    char* end = nullptr;
+    const double ms = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || !(ms >= 0 && ms <= 1000)) return false;
+    delays.push_back(ms);
+    at = comma + 1;
+  }
+  return !delays.empty();
 }
 
 }  // namespace
@@ -439,13 +469,18 @@ int main(int argc, char** argv) {
       o.piece_size = argv[++i];
     } else if (a == "--one-connection") {
       o.one_connection = true;
+    } else if (a == "--delays" && i + 1 < argc) {
+      if (!parse_delays(argv[++i], o.delays_ms)) {
+        std::fprintf(stderr, "usbnet-bench: --delays wants round trips in ms (0,1,10) or none\n");
+        return 2;
+      }
     } else if (a == "--cpus" && i + 1 < argc &&
                (argv[i + 1] == std::string("one") || argv[i + 1] == std::string("any"))) {
       o.one_cpu = argv[++i] == std::string("one");
     } else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] "
-                   "[--one-connection]\n",
+                   "[--one-connection] [--delays MS,...|none]\n",
                    argv[0]);
       return 2;
     }

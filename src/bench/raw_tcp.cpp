@@ -1,8 +1,8 @@
 #include "bench/raw_tcp.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "bench/loopback_socket.h"
+#include "bench/warm_up.h"
+
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -19,39 +19,6 @@ namespace usbnet::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The socket options usbnet's own loopback connections use: TCP_NODELAY, and Reno (see
-// src/transport/tcp_channel.cpp: on loopback a model-based controller such as BBR paces a
-// long-lived connection at a stale rate). A fresh raw connection gets the same throughput
-// with either; using usbnet's keeps the comparison like for like.
-void set_nodelay(int fd) {
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  static constexpr char kReno[] = "reno";
-  ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, kReno, sizeof kReno - 1);
-}
-
-bool read_all(int fd, void* data, std::size_t n) {
-  auto* p = static_cast<char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-bool write_all(int fd, const void* data, std::size_t n) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 // A command: what the server does on this connection.
 enum Mode : std::uint32_t {
@@ -71,7 +38,7 @@ struct Command {
   for (;;) {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) continue;
-    set_nodelay(fd);
+    set_tcp_options(fd);
     Command c{};
     const char ready = 1;
     if (read_all(fd, &c, sizeof c) && c.request <= buffer.size() && c.response <= buffer.size() &&
@@ -109,17 +76,8 @@ double rate(std::size_t bytes, Clock::time_point start) {
 }  // namespace
 
 RawTcpServer::RawTcpServer() {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listener, 4) != 0 ||
-      ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::runtime_error("cannot listen on loopback for the raw TCP baseline");
-  }
-  port_ = ntohs(addr.sin_port);
+  const int listener = listen_on_loopback(port_);
+  client_port_ = port_;
   pid_ = ::fork();
   if (pid_ == 0) serve(listener);
   ::close(listener);
@@ -130,18 +88,7 @@ RawTcpServer::~RawTcpServer() {
   ::waitpid(pid_, nullptr, 0);
 }
 
-int RawTcpServer::connect_client() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port_));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    throw std::runtime_error("cannot connect to the raw TCP baseline server");
-  }
-  set_nodelay(fd);
-  return fd;
-}
+int RawTcpServer::connect_client() { return connect_to_loopback(client_port_); }
 
 namespace {
 
@@ -173,10 +120,11 @@ std::chrono::nanoseconds RawTcpServer::median_round_trip(std::size_t request, st
   Session s(connect_client(), Command{kPingPong, u32(request), u32(response), 0});
   std::vector<char> out(request), in(response);
   std::vector<std::chrono::nanoseconds> times;
-  for (int i = 0; i < iterations + 100; ++i) {
+  const int warm_up = warm_up_rounds(iterations);
+  for (int i = 0; i < iterations + warm_up; ++i) {
     const auto start = Clock::now();
     require(write_all(s.fd, out.data(), out.size()) && read_all(s.fd, in.data(), in.size()));
-    if (i >= 100) times.push_back(Clock::now() - start);  // the first ones warm up
+    if (i >= warm_up) times.push_back(Clock::now() - start);  // the first ones warm up
   }
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
   return times[times.size() / 2];

@@ -16,7 +16,13 @@ class RawTcpServer {
   RawTcpServer(const RawTcpServer&) = delete;
   RawTcpServer& operator=(const RawTcpServer&) = delete;
 
-  // Median round trip: `request` bytes out, `response` bytes back, one at a time.
+  int port() const { return port_; }
+  // Where the client connects from now on: the server itself (0), or a proxy to it (a
+  // DelayProxy's port).
+  void connect_through(int proxy_port) { client_port_ = proxy_port != 0 ? proxy_port : port_; }
+
+  // Median round trip: `request` bytes out, `response` bytes back, one at a time (after
+  // warm_up_rounds(iterations) of them that do not count).
   std::chrono::nanoseconds median_round_trip(std::size_t request, std::size_t response,
                                              int iterations);
   // Bytes per second of `response`-byte answers to `request`-byte requests, one at a time,
@@ -39,6 +45,7 @@ class RawTcpServer {
 
   int pid_ = -1;
   int port_ = 0;
+  int client_port_ = 0;
 };
 
 }  // namespace usbnet::bench

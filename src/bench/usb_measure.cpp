@@ -1,4 +1,5 @@
 #include "bench/usb_measure.h"
+#include "bench/warm_up.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -25,12 +26,13 @@ std::chrono::nanoseconds control_round_trip(libusb_device_handle* h, std::size_t
   require(libusb_control_transfer(h, kVendorOut, kWriteBuffer, 0, 0, buffer.data(), 4096, 1000),
           "WRITE_BUFFER");
   std::vector<std::chrono::nanoseconds> times;
-  for (int i = 0; i < iterations + 100; ++i) {
+  const int warm_up = warm_up_rounds(iterations);
+  for (int i = 0; i < iterations + warm_up; ++i) {
     const auto start = Clock::now();
     const int r = libusb_control_transfer(h, kVendorIn, kReadBuffer, 0, 0, buffer.data(),
                                           static_cast<std::uint16_t>(size), 1000);
     if (r != static_cast<int>(size)) require(r < 0 ? r : LIBUSB_ERROR_IO, "READ_BUFFER");
-    if (i >= 100) times.push_back(Clock::now() - start);
+    if (i >= warm_up) times.push_back(Clock::now() - start);
   }
   std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
   return times[times.size() / 2];
