@@ -69,7 +69,7 @@ std::optional<std::string> Server::start() {
   ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
   if (!endpoint.address().is_loopback()) {
     log::warn(
-        "listening on {} beyond this machine without authentication: whoever reaches the "
+        "{} is reachable beyond this machine without authentication: whoever reaches the "
         "port can use the exported devices. Listen there only on a trusted network, or "
         "put an encrypting tunnel in front (README, \"Encrypting the link\")",
         options_.listen.to_string());
