@@ -59,6 +59,12 @@ piece-size = 1024
 rescan = 0
 pcap = "$WORK/agent.pcap"
 pcap-max-bytes = 65536
+max-connections = 100
+max-connections-per-address = 10
+hello-timeout = 5000
+max-urbs = 1000
+max-urb-memory = 67108864
+max-send-queue = 16777216
 TOML
 for option in $options; do
   grep -q "^${option#--} = " "$WORK/all.toml" || fail "the test's file does not set ${option#--}"
