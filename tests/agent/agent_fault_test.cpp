@@ -123,7 +123,7 @@ std::chrono::milliseconds claim_when_free(WireClient& c, std::uint32_t& handle) 
 
 }  // namespace
 
-TEST_CASE("a client killed at any phase leaves nothing behind; the next claims at once") {
+TEST_CASE("a client killed at any phase leaves nothing behind, and the next claims at once") {
   AgentProcess agent({"--simulate", "loopback"});
   const pid_t agent_pid = agent.process().pid();
   // Warm up (the first client allocates what every later one reuses), then the baseline.
