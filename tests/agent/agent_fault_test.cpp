@@ -43,20 +43,13 @@ const char* name_of(Phase p) {
   return "?";
 }
 
-std::uint32_t loopback_id(WireClient& c) {
-  for (const auto& d : without_hubs(c.list())) {
-    if (d.device_descriptor[10] == 0x01 && d.device_descriptor[11] == 0x00) return d.device_id;
-  }
-  return 0;
-}
-
 // The child: goes as far as `phase`, says so on `ready`, and waits to be killed.
 [[noreturn]] void client_until(std::uint16_t port, Phase phase, int ready) {
   try {
     WireClient c(port);
     if (phase != Phase::Connected) {
       c.handshake();
-      const std::uint32_t device = loopback_id(c);
+      const std::uint32_t device = device_with_product(c, 0x0001);
       if (phase != Phase::Hello) {
         const std::uint32_t h = c.request(wire::Open{0, device}).value();
         if (phase != Phase::Opened) {
@@ -99,20 +92,12 @@ std::size_t open_descriptors(pid_t pid) {
   return n;
 }
 
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) {
-    ++n;
-  }
-  return n;
-}
-
 // Claims interface 0 of the loopback device on a fresh connection, retrying while it is busy;
 // how long that took (the connection stays open in `c`).
 std::chrono::milliseconds claim_when_free(WireClient& c, std::uint32_t& handle) {
   const auto start = std::chrono::steady_clock::now();
   c.handshake();
-  handle = c.request(wire::Open{0, loopback_id(c)}).value();
+  handle = c.request(wire::Open{0, device_with_product(c, 0x0001)}).value();
   while (!c.request(wire::ClaimInterface{0, handle, 0}) &&
          std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -175,11 +160,13 @@ TEST_CASE("a client killed at any phase leaves nothing behind, and the next clai
   }
   // Every session ended, and the agent holds what it held before.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (count_of(agent.process().err(), "session ended") < static_cast<std::size_t>(connections) &&
+  while (occurrences(agent.process().err(), "session ended") <
+             static_cast<std::size_t>(connections) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  CHECK(count_of(agent.process().err(), "session ended") == static_cast<std::size_t>(connections));
+  CHECK(occurrences(agent.process().err(), "session ended") ==
+        static_cast<std::size_t>(connections));
   CHECK(open_descriptors(agent_pid) == fds_before);
   const std::size_t rss_after = rss_kib(agent_pid);
   INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
@@ -191,7 +178,8 @@ TEST_CASE("a link that stalls past the dead-peer time is dropped and its claim r
   LinkProxy proxy(agent.port());
   WireClient stalled(proxy.port());
   stalled.handshake(300);  // it says it sends a frame every 300 ms: dead after 900 ms of silence
-  const std::uint32_t h = stalled.request(wire::Open{0, loopback_id(stalled)}).value();
+  const std::uint32_t h =
+      stalled.request(wire::Open{0, device_with_product(stalled, 0x0001)}).value();
   REQUIRE(stalled.request(wire::ClaimInterface{0, h, 0}));
   const std::uint32_t waiting = send_urb(stalled, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   proxy.pause();
@@ -211,7 +199,7 @@ TEST_CASE("a cut link releases the client's claim and cancels its URBs") {
   LinkProxy proxy(agent.port());
   WireClient cut(proxy.port());
   cut.handshake();
-  const std::uint32_t h = cut.request(wire::Open{0, loopback_id(cut)}).value();
+  const std::uint32_t h = cut.request(wire::Open{0, device_with_product(cut, 0x0001)}).value();
   REQUIRE(cut.request(wire::ClaimInterface{0, h, 0}));
   for (int i = 0; i < 16; ++i) send_urb(cut, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   REQUIRE(run_urb(cut, transfer(UrbType::Bulk, h, 0x82, 512)));

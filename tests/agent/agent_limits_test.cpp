@@ -25,13 +25,6 @@ using wire::UrbType;
 
 namespace {
 
-std::uint32_t device_with_product(WireClient& c, std::uint16_t product) {
-  for (const auto& d : without_hubs(c.list())) {
-    if ((d.device_descriptor[10] | d.device_descriptor[11] << 8) == product) return d.device_id;
-  }
-  return 0;
-}
-
 // Sends URB_SUBMITs built by `make` for `duration` without ever reading, as fast as the agent
 // takes them (a frame the socket took in part is finished before the next); returns how many
 // frames went out whole.
@@ -52,15 +45,6 @@ int flood(WireClient& c, std::chrono::milliseconds duration, Make make) {
     if (at == frame.size()) ++sent;
   }
   return sent;
-}
-
-// Lines of the agent's output that contain `text`.
-std::size_t count_lines(const std::string& output, const std::string& text) {
-  std::size_t n = 0;
-  for (std::size_t at = 0; (at = output.find(text, at)) != std::string::npos; at += text.size()) {
-    ++n;
-  }
-  return n;
 }
 
 // Waits (bounded) for `program`, sampling the agent's resident memory meanwhile: the peak.
@@ -107,9 +91,9 @@ TEST_CASE("a client that floods large IN URBs and never reads is throttled, not 
                      << " submissions sent");
   CHECK(peak < before + 40 * 1024);
   const std::string log = agent.process().err();
-  CHECK(count_lines(log, "not reading the client's requests") >= 1);
-  CHECK(count_lines(log, "not reading the client's requests") <= 2);  // rate-limited
-  // Once the flooder goes, the agent gives its memory back to the next clients.
+  CHECK(occurrences(log, "not reading the client's requests") >= 1);
+  CHECK(occurrences(log, "not reading the client's requests") <= 2);  // rate-limited
+  // Once the flooder goes, its interface is free for the next client.
   flooder.close();
   WireClient next(agent.port());
   next.handshake();
@@ -148,7 +132,7 @@ TEST_CASE("URBs past the client's limits are refused with ERROR and one log line
   REQUIRE(small);
   CHECK(small->status == UrbStatus::Completed);
   const std::string log = agent.process().err();
-  CHECK(count_lines(log, "URB refused") == 1);
+  CHECK(occurrences(log, "URB refused") == 1);
   CHECK(log.find("--max-urbs 64") != std::string::npos);
 }
 
@@ -171,7 +155,7 @@ TEST_CASE("a client that floods URBs that never complete costs bounded memory an
   INFO("RSS before " << before << " KiB, peak " << peak << " KiB");
   CHECK(peak < before + 48 * 1024);
   const std::string log = agent.process().err();
-  CHECK(count_lines(log, "URB refused") <= 2);
+  CHECK(occurrences(log, "URB refused") <= 2);
   // Meanwhile a second client is answered at once.
   WireClient other(agent.port());
   other.handshake();
@@ -256,7 +240,7 @@ TEST_CASE("2000 idle connections: capped in total and per address, closed at the
   CHECK(refused >= wanted - 300);
   CHECK(holding < before + 300 * 64);  // under 64 KiB each
   const std::string log = agent.process().err();
-  CHECK(count_lines(log, "refused a connection from") <= 2);  // rate-limited
+  CHECK(occurrences(log, "refused a connection from") <= 2);  // rate-limited
   // Past the deadline every one is closed.
   int closed = refused;
   for (int& fd : sockets) {

@@ -13,6 +13,7 @@
 
 #include "support/agent_process.h"
 #include "support/wire_client.h"
+#include "urb_helpers.h"
 
 using namespace usbnet;
 using namespace usbnet::test;
@@ -108,7 +109,5 @@ TEST_CASE("protocol faults are warnings, one line per interval however many") {
   REQUIRE(agent.wait_for_output("bad magic", std::chrono::seconds(5)));
   const std::string log = agent.err();
   CHECK(log.find("warn:") != std::string::npos);
-  std::size_t lines = 0;
-  for (std::size_t at = 0; (at = log.find("bad magic", at)) != std::string::npos; ++at) ++lines;
-  CHECK(lines == 1);
+  CHECK(occurrences(log, "bad magic") == 1);
 }

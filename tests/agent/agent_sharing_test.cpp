@@ -28,13 +28,6 @@ std::int32_t ask(WireClient& c, wire::Message request) {
   return r ? 0 : r.error();
 }
 
-std::uint32_t loopback_id(WireClient& c) {
-  for (const auto& d : without_hubs(c.list())) {
-    if (d.device_descriptor[10] == 0x01 && d.device_descriptor[11] == 0x00) return d.device_id;
-  }
-  return 0;
-}
-
 struct TwoClients {
   AgentProcess agent{{"--no-usb", "--simulate", "loopback"}};
   WireClient a{agent.port()};
@@ -43,7 +36,7 @@ struct TwoClients {
   TwoClients() {
     a.handshake();
     b.handshake();
-    device = loopback_id(a);
+    device = device_with_product(a, 0x0001);
     REQUIRE(device != 0);
     ha = a.request(wire::Open{0, device}).value();
     hb = b.request(wire::Open{0, device}).value();
@@ -166,7 +159,7 @@ TEST_CASE("two handles of one connection share the device like two clients") {
   AgentProcess agent{{"--no-usb", "--simulate", "loopback"}};
   WireClient c(agent.port());
   c.handshake();
-  const std::uint32_t device = loopback_id(c);
+  const std::uint32_t device = device_with_product(c, 0x0001);
   const std::uint32_t h1 = c.request(wire::Open{0, device}).value();
   const std::uint32_t h2 = c.request(wire::Open{0, device}).value();
   REQUIRE(c.request(wire::ClaimInterface{0, h1, 0}));
@@ -185,7 +178,7 @@ TEST_CASE("an unmodified bulk_loopback keeps its stream while another client att
   Process victim({Programs::example("bulk_loopback"), "1209:0001", "3000"}, shim_env(agent));
   WireClient b(agent.port());
   b.handshake();
-  const std::uint32_t device = loopback_id(b);
+  const std::uint32_t device = device_with_product(b, 0x0001);
   const std::uint32_t hb = b.request(wire::Open{0, device}).value();
   // Waits until the program holds interface 0 (a kernel-driver query is BUSY then): attacking
   // before would be the first to claim, which is allowed.

@@ -92,6 +92,23 @@ inline std::uint32_t open_claimed(WireClient& c, std::uint16_t product) {
   return 0;
 }
 
+// The device_id of the first device (not a hub) with this product id, or 0.
+inline std::uint32_t device_with_product(WireClient& c, std::uint16_t product) {
+  for (const auto& d : without_hubs(c.list())) {
+    if ((d.device_descriptor[10] | d.device_descriptor[11] << 8) == product) return d.device_id;
+  }
+  return 0;
+}
+
+// How often `what` occurs in `text` (say, lines of an agent's log).
+inline std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = 0; (at = text.find(what, at)) != std::string::npos; at += what.size()) {
+    ++n;
+  }
+  return n;
+}
+
 inline wire::Bytes pattern(std::size_t n, std::uint64_t offset = 0) {
   wire::Bytes b(n);
   for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>((offset + i) % 251);
