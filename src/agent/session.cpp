@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/completion.h"
+#include "agent/request_access.h"
 #include "common/log.h"
 #include "common/topology.h"
 
@@ -222,42 +224,12 @@ void Session::handle(Request& m) {
   if constexpr (std::is_same_v<Request, wire::ReleaseInterface>) {
     if (!h->claimed.contains(m.interface_number)) return reply(m.id, kNotFound);
   }
-  if (auto refused = sharing_verdict(*h, m)) return refuse(m.id, *refused);
+  // (An allowed CLAIM_INTERFACE takes the claim here; device_request gives it back if the
+  // device refuses.)
+  if (auto refused = request_access(registry_, h->device_id, {this, m.handle}, m)) {
+    return refuse(m.id, *refused);
+  }
   device_request(m.id, m.handle, m);
-}
-
-// The claim itself is taken here (and given back if the device refuses it).
-template <typename Request>
-Verdict Session::sharing_verdict(const OpenHandle& h, const Request& m) {
-  DeviceSharing& sharing = registry_.sharing();
-  const Claimant me{this, m.handle};
-  if constexpr (std::is_same_v<Request, wire::ClaimInterface>) {
-    return sharing.claim(h.device_id, m.interface_number, me);
-  } else if constexpr (std::is_same_v<Request, wire::SetConfiguration>) {
-    return sharing.set_configuration(h.device_id, me);
-  } else if constexpr (std::is_same_v<Request, wire::SetAltSetting>) {
-    return sharing.alt_setting(h.device_id, m.interface_number, me);
-  } else if constexpr (std::is_same_v<Request, wire::ClearHalt>) {
-    const ExportedDevice* device = registry_.find(h.device_id);
-    if (!device) return Refusal{kNoDevice, "the device has left"};
-    return sharing.clear_halt(device->info, m.endpoint, me);
-  } else if constexpr (std::is_same_v<Request, wire::ResetDevice>) {
-    return sharing.device_wide(h.device_id, me, "a reset");
-  } else if constexpr (std::is_same_v<Request, wire::KernelDriver>) {
-    return sharing.kernel_driver(h.device_id, m.interface_number, me);
-  } else {
-    return std::nullopt;  // GET_CONFIGURATION, RELEASE_INTERFACE: the handle's own business
-  }
-}
-
-Verdict Session::urb_verdict(const OpenHandle& h, const wire::UrbSubmit& m) {
-  const ExportedDevice* device = registry_.find(h.device_id);
-  if (!device) return Refusal{kNoDevice, "the device has left"};
-  const Claimant me{this, m.handle};
-  if (m.type == wire::UrbType::Control) {
-    return registry_.sharing().control_transfer(device->info, m.setup, me);
-  }
-  return registry_.sharing().endpoint_transfer(device->info, m.endpoint, me);
 }
 
 void Session::refuse(std::uint32_t id, const Refusal& refusal) {
@@ -333,7 +305,7 @@ void Session::handle(wire::UrbSubmit& m) {
     refused = UrbStatus::Error;
   } else if (h->gone) {
     refused = UrbStatus::NoDevice;
-  } else if (auto verdict = urb_verdict(*h, m)) {
+  } else if (auto verdict = urb_access(registry_, h->device_id, {this, m.handle}, m)) {
     if (const auto times = refusal_log_.due()) {
       log::info("{}: URB on endpoint 0x{:02x} refused: {} ({} refusal{} in the last interval)",
                 peer_, m.endpoint, verdict->reason, times, times == 1 ? "" : "s");
@@ -492,44 +464,9 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
   const std::size_t cost = it->second.cost;  // charged until the completion is written
   urbs_.erase(it);
 
-  wire::UrbComplete c;
-  c.trans_id = trans_id;
-  c.status = t->status;
-  c.actual_length =
-      std::min<std::uint32_t>(t->actual_length, static_cast<std::uint32_t>(t->buffer.size()));
-  std::shared_ptr<const void> keepalive = t;
-  if (!t->iso_lengths.empty()) {
-    // Isochronous: per-packet results; IN data travels compact (each packet's actual bytes).
-    if (t->iso_results.size() != t->iso_lengths.size()) {
-      log::error("{}: backend returned {} iso results for {} packets (URB {})", peer_,
-                 t->iso_results.size(), t->iso_lengths.size(), trans_id);
-      t->iso_results.assign(t->iso_lengths.size(), wire::IsoPacketResult{UrbStatus::Error, 0});
-    }
-    auto compact = std::make_shared<wire::Bytes>();
-    std::size_t offset = 0;
-    for (std::size_t i = 0; i < t->iso_lengths.size(); ++i) {
-      auto& p = t->iso_results[i];
-      p.actual_length = std::min(p.actual_length, t->iso_lengths[i]);
-      if (t->is_in() && offset + p.actual_length <= t->buffer.size()) {
-        compact->insert(compact->end(), t->buffer.begin() + static_cast<std::ptrdiff_t>(offset),
-                        t->buffer.begin() + static_cast<std::ptrdiff_t>(offset + p.actual_length));
-      } else if (t->is_in()) {
-        p.actual_length = 0;
-      }
-      offset += t->iso_lengths[i];
-    }
-    c.iso = t->iso_results;
-    c.data_len = static_cast<std::uint32_t>(compact->size());
-    c.payload = *compact;
-    keepalive = compact;
-  } else if (t->is_in()) {
-    c.data_len = c.actual_length;
-    c.payload = t->in_data.size() >= c.actual_length
-                    ? t->in_data.first(c.actual_length)
-                    : wire::ByteView(t->buffer.data(), c.actual_length);
-  }
-  keepalive = budget_.until_sent(std::move(keepalive), cost);
-  if (!closed_) connection_->send_urb(std::move(c), std::move(keepalive));
+  Completion done = completion_of(t, peer_);
+  std::shared_ptr<const void> keepalive = budget_.until_sent(std::move(done.keepalive), cost);
+  if (!closed_) connection_->send_urb(std::move(done.message), std::move(keepalive));
 }
 
 bool Session::wants_input() const {

@@ -112,10 +112,6 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void reply(std::uint32_t id, std::int32_t result, std::uint32_t value = 0);
   // A request the sharing rules refuse: ERROR with the reason (one log line per interval).
   void refuse(std::uint32_t id, const Refusal& refusal);
-  // What the sharing rules say of a request or of a URB (nullopt: allowed).
-  template <typename Request>
-  Verdict sharing_verdict(const OpenHandle& h, const Request& m);
-  Verdict urb_verdict(const OpenHandle& h, const wire::UrbSubmit& m);
   void protocol_violation(const std::string& what);
   OpenHandle* find_handle(std::uint32_t handle_id);
 
