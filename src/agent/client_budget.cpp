@@ -13,7 +13,7 @@ struct ClientBudget::Charge {
   Charge& operator=(const Charge&) = delete;
   ~Charge() {
     counts->bytes -= bytes;
-    --counts->unsent;
+    if (counts->unsent-- == counts->max_unsent + 1 && counts->resume) counts->resume();
   }
   std::shared_ptr<const void> payload;
   std::shared_ptr<Counts> counts;
@@ -21,7 +21,9 @@ struct ClientBudget::Charge {
 };
 
 ClientBudget::ClientBudget(const ClientLimits& limits)
-    : limits_(limits), counts_(std::make_shared<Counts>()) {}
+    : limits_(limits), counts_(std::make_shared<Counts>()) {
+  counts_->max_unsent = limits_.max_urbs;
+}
 
 std::optional<std::string> ClientBudget::refuse_urb(std::size_t unanswered,
                                                     std::size_t cost) const {

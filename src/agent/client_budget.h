@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,10 @@ namespace usbnet::agent {
 class ClientBudget {
  public:
   explicit ClientBudget(const ClientLimits& limits);
+  // Called (on the thread that drops a written completion) when the unsent completions fall
+  // back to the limit, so that the driver reads again (FramedStream::input_wanted). Set it
+  // before the first completion.
+  void on_unthrottled(std::function<void()> resume) { counts_->resume = std::move(resume); }
 
   // Why a new URB of `cost` bytes cannot be taken while `unanswered` URBs of the client are
   // not yet completed, or nullopt. (A refusal completes it at once, with ERROR.)
@@ -39,6 +44,8 @@ class ClientBudget {
   struct Counts {
     std::atomic<std::size_t> bytes{0};
     std::atomic<std::size_t> unsent{0};
+    std::size_t max_unsent = 0;
+    std::function<void()> resume;
   };
   struct Charge;
   ClientLimits limits_;

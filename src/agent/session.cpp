@@ -21,6 +21,9 @@ Session::~Session() { log::debug("{}: session ended", peer_); }
 void Session::attach(std::shared_ptr<transport::FramedStream> connection) {
   connection_ = std::move(connection);
   peer_ = connection_->peer_name();
+  budget_.on_unthrottled([stream = std::weak_ptr<transport::FramedStream>(connection_)] {
+    if (auto s = stream.lock()) s->input_wanted();
+  });
 }
 
 // ---- dispatching messages ------------------------------------------------------------------

@@ -57,6 +57,11 @@ TEST_CASE("reading stops while answers pile up unread, in bytes or in completion
   for (int i = 0; i < 5; ++i) unsent.push_back(budget.until_sent(nullptr, 0));
   REQUIRE(budget.throttle(0));
   CHECK(*budget.throttle(0) == "5 completions wait for the client to read them (--max-urbs 4)");
+  int resumed = 0;
+  budget.on_unthrottled([&] { ++resumed; });
   unsent.pop_back();
   CHECK_FALSE(budget.throttle(0));
+  CHECK(resumed == 1);  // once, when the count falls back to the limit
+  unsent.pop_back();
+  CHECK(resumed == 1);
 }
