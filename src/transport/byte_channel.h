@@ -7,7 +7,10 @@
 //    need the descriptor writable, a TLS write may need it readable);
 //  - a channel may hold input already (decrypted bytes) while its descriptor is not readable:
 //    has_buffered_input() says so, and the driver reads again without waiting;
-//  - a handshake precedes the data: until handshake() says Done, the stream sends nothing.
+//  - a handshake precedes the data: until handshake() says Done, the stream sends nothing;
+//  - a write may leave output inside the channel (the tail of an encrypted record the kernel
+//    did not take): has_pending_output() says so, and the writer writes again, with no buffers
+//    if it has nothing more, once the descriptor is as the WouldBlock said.
 //
 // Threads: one thread may read while another writes (a reader and the sender of the moment);
 // a channel that cannot do both at once (TLS) serializes them inside. handshake() and shutdown()
@@ -62,6 +65,8 @@ class ByteChannel {
   virtual IoResult write(std::span<const iovec> from) = 0;
   // Input the channel holds already, which a read returns without the descriptor being readable.
   virtual bool has_buffered_input() const = 0;
+  // Output the channel has accepted but not yet handed to the descriptor (any thread).
+  virtual bool has_pending_output() const { return false; }
   // Ends the channel in both directions: a thread waiting on the descriptor wakes up. The
   // descriptor stays valid (and its number taken) until the channel is destroyed.
   virtual void shutdown() = 0;

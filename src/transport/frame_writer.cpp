@@ -133,7 +133,7 @@ bool FrameWriter::idle() {
 
 bool FrameWriter::idle_locked() const {
   return !writing_ && !blocked_ && urgent_.empty() && ready_pieces_.empty() && streams_.empty() &&
-         partial_offset_ == partial_.size();
+         partial_offset_ == partial_.size() && !channel_.has_pending_output();
 }
 
 void FrameWriter::close() {
@@ -191,7 +191,9 @@ void FrameWriter::write_alone(QueuedFrame frame, Lock& lock) {
   const std::size_t n = result.status == IoResult::Status::Done ? result.bytes : 0;
   if (n == frame.size()) {
     last_write_ns_ = now_ns();
-    if (urgent_.empty() && streams_.empty()) return finished(lock);
+    if (urgent_.empty() && streams_.empty() && !channel_.has_pending_output()) {
+      return finished(lock);
+    }
     return flush(lock);
   }
   // The rest goes first: from a copy, if the channel took part of it (as in consume()).
@@ -252,7 +254,9 @@ void FrameWriter::flush(Lock& lock) {
         ++batch[q];
       }
     }
-    if (count == 0) break;
+    // Nothing queued: done, unless the channel still holds output, which an empty write
+    // pushes on.
+    if (count == 0 && !channel_.has_pending_output()) break;
     in_syscall_ = true;
     lock.unlock();
     IoResult result = channel_.write(std::span(iov).first(count));
