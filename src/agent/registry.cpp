@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/session.h"
+#include "common/hub_selection.h"
 #include "common/log.h"
 #include "common/topology.h"
 
@@ -14,11 +15,14 @@ DeviceRegistry::DeviceRegistry(DeviceFilter export_filter)
 void DeviceRegistry::device_arrived(const DevicePtr& device) {
   Known& known = known_.emplace_back(Known{device, device->info()});
   const wire::DeviceInfo& info = known.info;
-  known.wanted = export_filter_.matches(topology::vendor_id(info), topology::product_id(info));
+  const auto arrival = hub_selection::on_arrival(
+      export_filter_.matches(topology::vendor_id(info), topology::product_id(info)),
+      topology::is_hub(info));
+  known.wanted = arrival == hub_selection::Arrival::Take;
   if (!known.wanted) {
     log::debug("not exporting {:04x}:{:04x} (bus {} address {}){}", topology::vendor_id(info),
                topology::product_id(info), info.bus_number, info.device_address,
-               topology::is_hub(info) ? " unless a device below it is" : "");
+               arrival == hub_selection::Arrival::SetAside ? " unless a device below it is" : "");
   }
   // This one, and any that waited for it (or for a hub below it).
   for (std::size_t i = 0; i < known_.size(); ++i) {
@@ -28,20 +32,25 @@ void DeviceRegistry::device_arrived(const DevicePtr& device) {
 
 bool DeviceRegistry::export_with_hubs(Known& known) {
   if (known.id != 0) return true;
-  if (topology::is_root(known.info)) {
-    export_one(known, 0);
-    return true;
-  }
-  auto parent = std::find_if(known_.begin(), known_.end(), [&](const Known& k) {
-    return topology::is_parent_of(k.info, known.info);
-  });
-  if (parent == known_.end()) {
+  const auto chain = hub_selection::chain_to_take(
+      known, [](const Known& k) { return topology::is_root(k.info); },
+      [this](const Known& k) -> Known* {
+        auto parent = std::find_if(known_.begin(), known_.end(), [&](const Known& p) {
+          return topology::is_parent_of(p.info, k.info);
+        });
+        return parent == known_.end() ? nullptr : &*parent;
+      },
+      [](const Known& k) { return k.id != 0; });
+  if (!chain.complete) {
     log::debug("bus {} address {} waits for its hub", known.info.bus_number,
                known.info.device_address);
     return false;
   }
-  if (!export_with_hubs(*parent)) return false;
-  export_one(known, parent->id);
+  std::uint32_t parent_id = chain.above ? chain.above->id : 0;
+  for (Known* k : chain.to_take) {
+    export_one(*k, parent_id);
+    parent_id = k->id;
+  }
   return true;
 }
 

@@ -2,10 +2,11 @@
 // clients know them by, which hub each hangs from (parent_id), how clients share them (claims,
 // device_sharing.h), and who must hear about arrivals and departures. Lives on the io thread.
 //
-// Hubs are topology: a device is exported after the hubs above it, which are exported with it
-// whether or not the filter names them (a hub the filter names is exported on its own). So ids
-// grow from the root down, and the list (in id order) has every hub before its children. A
-// device whose hub has not arrived yet waits for it.
+// Hubs are topology (the rule of common/hub_selection.h, which the shim follows too): a device
+// is exported after the hubs above it, which are exported with it whether or not the filter
+// names them (a hub the filter names is exported on its own). So ids grow from the root down,
+// and the list (in id order) has every hub before its children. A device whose hub has not
+// arrived yet waits for it.
 #pragma once
 
 #include <cstdint>

@@ -31,7 +31,8 @@ constexpr std::pair<const char*, const char*> kVariables[] = {
     {"USBNET_HEARTBEAT_MS",
      "heartbeat interval (5000); the agent is considered lost after three without a frame"},
     {"USBNET_TIMEOUT_GRACE_MS",
-     "how long past its own timeout a transfer waits for a silent agent (1000)"},
+     "how long past its own timeout a transfer waits for the agent's true outcome; after it "
+     "the transfer's handle is lost and its transfers end with NO_DEVICE (1000)"},
     {"USBNET_PIECE_SIZE", "largest payload piece per frame, 512 to 1048576 (65536)"},
 };
 

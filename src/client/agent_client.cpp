@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/log.h"
 #include "transport/asio_connection.h"
@@ -23,7 +24,7 @@ namespace usbnet::client {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using wire::error_code::kBusy;
 using wire::error_code::kIo;
 using wire::error_code::kNoDevice;
 
@@ -180,7 +181,7 @@ class AgentClient::Impl {
     std::span<std::uint8_t> payload_destination(const wire::Message& head,
                                                 std::size_t length) override {
       std::lock_guard lock(impl->mutex_);
-      return impl->tracker_.landing_place(head, length);
+      return impl->urbs_.landing_place(head, length);
     }
     void on_closed(const std::string& reason) override { impl->on_closed(generation, reason); }
     Impl* impl;
@@ -263,7 +264,7 @@ class AgentClient::Impl {
 
   void handle(const wire::UrbComplete& complete) {
     std::unique_lock lock(mutex_);
-    auto ready = tracker_.on_complete(complete);
+    auto ready = urbs_.on_complete(complete);
     lock.unlock();
     if (!ready) return protocol_fault(ready.error());
     deliver(std::move(*ready));
@@ -271,7 +272,7 @@ class AgentClient::Impl {
 
   void handle(const wire::UrbData& piece) {
     std::unique_lock lock(mutex_);
-    auto ready = tracker_.on_data(piece);
+    auto ready = urbs_.on_data(piece);
     lock.unlock();
     if (!ready) return protocol_fault(ready.error());
     deliver(std::move(*ready));
@@ -332,7 +333,8 @@ class AgentClient::Impl {
     {
       std::lock_guard lock(mutex_);
       was_ready = state_ == State::Ready;
-      ready = tracker_.fail_all(wire::UrbStatus::NoDevice);
+      ready = urbs_.fail_all(wire::UrbStatus::NoDevice);
+      lost_handles_.clear();
       pending.swap(pending_);
       devices_.clear();
       conn_.reset();
@@ -362,7 +364,7 @@ class AgentClient::Impl {
   std::uint32_t next_id_locked() {
     do {
       ++last_id_;
-    } while (last_id_ == 0 || tracker_.contains(last_id_) || pending_.contains(last_id_));
+    } while (last_id_ == 0 || urbs_.contains(last_id_) || pending_.contains(last_id_));
     return last_id_;
   }
 
@@ -371,17 +373,38 @@ class AgentClient::Impl {
     auto result = waiter->get_future();
     std::shared_ptr<transport::AsioConnection> conn;
     std::uint32_t id;
+    bool lost_handle = false;
     {
       std::lock_guard lock(mutex_);
       if (state_ != State::Ready) return Unexpected{kNoDevice};
+      const std::uint32_t handle = std::visit(
+          [](const auto& m) -> std::uint32_t {
+            if constexpr (requires { m.handle; }) {
+              return m.handle;
+            } else {
+              return 0;
+            }
+          },
+          message);
+      lost_handle = lost_handles_.contains(handle);
+      // A lost handle serves nothing more; closing it still tells the agent to release what it
+      // held, without waiting for an answer that may never come.
+      if (lost_handle && !std::holds_alternative<wire::Close>(message)) {
+        return Unexpected{kNoDevice};
+      }
+      if (lost_handle) lost_handles_.erase(handle);
       id = next_id_locked();
       std::visit(
           [id](auto& m) {
             if constexpr (requires { m.id; }) m.id = id;
           },
           message);
-      pending_.emplace(id, waiter);
+      if (!lost_handle) pending_.emplace(id, waiter);
       conn = conn_;
+    }
+    if (lost_handle) {
+      conn->stream().send(message);
+      return 0;
     }
     if (!conn->stream().send(message)) {
       std::lock_guard lock(mutex_);
@@ -402,23 +425,25 @@ class AgentClient::Impl {
   }
 
   Expected<std::uint32_t, std::int32_t> submit(wire::UrbSubmit submit, std::span<std::uint8_t> in,
-                                               UrbDone done) {
+                                               const void* owner, UrbDone done) {
     std::shared_ptr<transport::AsioConnection> conn;
     {
       std::lock_guard lock(mutex_);
       if (state_ != State::Ready) return Unexpected{kNoDevice};
       submit.trans_id = next_id_locked();
       const std::uint8_t endpoint = submit.type == wire::UrbType::Control ? 0 : submit.endpoint;
-      TrackedUrb urb{submit.handle, endpoint, in, submit.iso_lengths, std::move(done)};
+      if (lost_handles_.contains(submit.handle)) return Unexpected{kNoDevice};
+      Urb urb{owner, submit.handle, endpoint, in, submit.iso_lengths, std::move(done)};
       if (submit.timeout_ms > 0) {
-        urb.deadline =
-            Clock::now() + std::chrono::milliseconds(submit.timeout_ms) + options_.timeout_grace;
-        if (!watchdog_armed_) {
-          watchdog_armed_ = true;
-          asio::post(io_, [this] { arm_watchdog(); });
-        }
+        urb.timeout_at = Clock::now() + std::chrono::milliseconds(submit.timeout_ms);
+        urb.lost_at = urb.timeout_at + options_.timeout_grace;
       }
-      tracker_.add(submit.trans_id, std::move(urb));
+      const bool timed = submit.timeout_ms > 0;
+      if (!urbs_.add(submit.trans_id, std::move(urb))) return Unexpected{kBusy};
+      if (timed && !watchdog_armed_) {
+        watchdog_armed_ = true;
+        asio::post(io_, [this] { arm_watchdog(); });
+      }
       conn = conn_;
     }
     const std::uint32_t trans_id = submit.trans_id;
@@ -428,69 +453,94 @@ class AgentClient::Impl {
       ReadyCompletions ready;
       {
         std::lock_guard lock(mutex_);
-        if (!tracker_.contains(trans_id)) return trans_id;
-        ready = tracker_.finish_locally(trans_id, wire::UrbStatus::NoDevice);
+        if (!urbs_.contains(trans_id)) return trans_id;
+        ready = urbs_.finish_locally(trans_id, wire::UrbStatus::NoDevice);
       }
-      ready.erase(std::remove_if(ready.begin(), ready.end(),
-                                 [&](const ReadyCompletion& r) { return r.trans_id == trans_id; }),
-                  ready.end());
+      ready.erase(
+          std::remove_if(ready.begin(), ready.end(),
+                         [&](const ReadyCompletion& r) { return r.result.trans_id == trans_id; }),
+          ready.end());
       asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
       return Unexpected{kNoDevice};
     }
     return trans_id;
   }
 
-  bool cancel(std::uint32_t trans_id) {
-    std::shared_ptr<transport::AsioConnection> conn;
+  // Tells the agent to end `trans_id` early, or ends it here if it never left (`status`).
+  void stop(const std::shared_ptr<transport::AsioConnection>& conn, std::uint32_t trans_id,
+            wire::UrbStatus status) {
+    if (conn && conn->stream().withdraw(trans_id) != transport::Withdrawn::NotSent) {
+      conn->stream().send(wire::UrbCancel{trans_id});
+      return;
+    }
+    // The agent never saw it: it ends here.
+    ReadyCompletions ready;
     {
       std::lock_guard lock(mutex_);
-      if (!tracker_.contains(trans_id) || !conn_) return false;
+      ready = urbs_.finish_locally(trans_id, status);
+    }
+    asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
+  }
+
+  bool cancel(const void* owner) {
+    std::shared_ptr<transport::AsioConnection> conn;
+    std::optional<UrbTable::CancelStart> start;
+    {
+      std::lock_guard lock(mutex_);
+      start = urbs_.start_cancel(owner);
+      if (!start) return false;
       conn = conn_;
     }
-    if (conn->stream().withdraw(trans_id) == transport::Withdrawn::NotSent) {
-      // The agent never saw it: it ends here.
-      ReadyCompletions ready;
-      {
-        std::lock_guard lock(mutex_);
-        ready = tracker_.finish_locally(trans_id, wire::UrbStatus::Cancelled);
-      }
-      asio::post(io_, [ready = std::move(ready)]() mutable { deliver(std::move(ready)); });
-    } else {
-      conn->stream().send(wire::UrbCancel{trans_id});
-    }
+    if (start->tell_agent) stop(conn, start->trans_id, wire::UrbStatus::Cancelled);
     return true;
   }
 
-  // Ends URBs the agent has left unanswered past their timeout plus the grace period.
+  void forget(const void* owner) {
+    std::shared_ptr<transport::AsioConnection> conn;
+    std::optional<std::uint32_t> trans_id;
+    {
+      std::lock_guard lock(mutex_);
+      trans_id = urbs_.forget(owner);
+      conn = conn_;
+    }
+    // After withdraw() the stream holds no view of the payload either.
+    if (trans_id) stop(conn, *trans_id, wire::UrbStatus::Cancelled);
+  }
+
+  // Deadlines, every 100 ms while URBs with a timeout are in flight. A URB whose timeout
+  // expired is cancelled at the agent, whose answer tells what the device did (TIMED_OUT with
+  // the length it moved). An agent that has not answered by the timeout plus the grace cannot
+  // tell: the URB may have been done or not, and the URBs after it on its handle would go on
+  // from a state the program does not know. So the handle is lost: its URBs end with NO_DEVICE
+  // and every later call on it fails the same way (a reconnection brings the device back as a
+  // new one).
   void arm_watchdog() {
     watchdog_.expires_after(std::chrono::milliseconds(100));
     watchdog_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      std::vector<std::uint32_t> expired;
+      UrbTable::Expiry expiry;
       std::shared_ptr<transport::AsioConnection> conn;
-      bool rearm;
       {
         std::lock_guard lock(mutex_);
-        expired = tracker_.overdue(Clock::now(), rearm);
+        expiry = urbs_.expire(Clock::now());
         conn = conn_;
-        watchdog_armed_ = rearm;
+        watchdog_armed_ = expiry.more;
       }
-      for (std::uint32_t trans_id : expired) {
-        if (conn && conn->stream().withdraw(trans_id) != transport::Withdrawn::NotSent) {
-          conn->stream().send(wire::UrbCancel{trans_id});
-        }
+      for (std::uint32_t trans_id : expiry.cancel) stop(conn, trans_id, wire::UrbStatus::TimedOut);
+      for (std::uint32_t handle : expiry.lost_handles) {
         ReadyCompletions ready;
         {
           std::lock_guard lock(mutex_);
-          ready = tracker_.finish_locally(trans_id, wire::UrbStatus::TimedOut);
+          lost_handles_.insert(handle);
+          ready = urbs_.fail_handle(handle, wire::UrbStatus::NoDevice);
         }
-        if (!ready.empty()) {
-          log::warn("agent {} did not complete URB {} within its timeout; reporting TIMED_OUT",
-                    options_.agent.to_string(), trans_id);
-        }
+        log::warn(
+            "agent {} did not answer a URB within its timeout and {} ms of grace: what the "
+            "device did is unknown, so its handle is lost ({} transfers end with NO_DEVICE)",
+            options_.agent.to_string(), options_.timeout_grace.count(), ready.size());
         deliver(std::move(ready));
       }
-      if (rearm) arm_watchdog();
+      if (expiry.more) arm_watchdog();
     });
   }
 
@@ -529,9 +579,11 @@ class AgentClient::Impl {
   std::unordered_map<std::uint32_t,
                      std::shared_ptr<std::promise<Expected<std::uint32_t, std::int32_t>>>>
       pending_;
-  UrbTracker tracker_;
+  UrbTable urbs_;  // every URB in flight, from submission to completion
   std::shared_ptr<transport::AsioConnection> corked_;  // the connection cork() applied to
-  bool watchdog_armed_ = false;  // the watchdog looks for overdue URBs every 100 ms
+  bool watchdog_armed_ = false;  // the watchdog looks at the URBs' deadlines every 100 ms
+  // Handles whose link could not tell what the device did (see arm_watchdog); per connection.
+  std::unordered_set<std::uint32_t> lost_handles_;
 
   std::thread thread_;  // last: starts after everything above exists
 
@@ -568,11 +620,18 @@ Expected<std::uint32_t, std::int32_t> AgentClient::request(wire::Message request
 
 Expected<std::uint32_t, std::int32_t> AgentClient::submit(wire::UrbSubmit submit,
                                                           std::span<std::uint8_t> in,
-                                                          UrbDone done) {
-  return impl_->submit(std::move(submit), in, std::move(done));
+                                                          const void* owner, UrbDone done) {
+  return impl_->submit(std::move(submit), in, owner, std::move(done));
 }
 
-bool AgentClient::cancel(std::uint32_t trans_id) { return impl_->cancel(trans_id); }
+bool AgentClient::cancel(const void* owner) { return impl_->cancel(owner); }
+
+void AgentClient::forget(const void* owner) { impl_->forget(owner); }
+
+bool AgentClient::in_flight(const void* owner) const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->urbs_.find(owner).has_value();
+}
 
 transport::AsioConnection::Loan AgentClient::lend_stream() {
   auto conn = impl_->ready_connection();

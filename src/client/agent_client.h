@@ -5,7 +5,8 @@
 // the connection and runs every callback. Requests block the calling thread, bounded by a
 // timeout; URBs are asynchronous. Losing the agent completes every URB in flight with NO_DEVICE,
 // fails every request with NO_DEVICE, reports the devices as gone, and (if enabled) reconnects
-// in the background with a growing delay.
+// in the background with a growing delay. A handle whose URB the agent leaves unanswered past
+// its timeout and grace is lost: its URBs end with NO_DEVICE, and so does every later call on it.
 #pragma once
 
 #include <chrono>
@@ -16,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "client/urb_tracker.h"
+#include "client/urb_table.h"
 #include "transport/asio_connection.h"
 #include "transport/endpoint.h"
 #include "usbnet/expected.h"
@@ -29,8 +30,9 @@ struct ClientOptions {
   std::string name = "usbnet-client";               // sent in HELLO, for the agent's logs
   std::chrono::milliseconds connect_timeout{3000};  // connect, handshake and device list
   std::chrono::milliseconds request_timeout{10000};
-  // A URB with a timeout that the agent has not answered by timeout + grace is ended here with
-  // TIMED_OUT (the agent runs the real timeout; this only bounds a silent agent).
+  // A URB whose timeout expires is cancelled at the agent, whose answer tells what the device
+  // did; if it has not answered by timeout + grace, the URB's handle is lost (see
+  // docs/PROTOCOL.md, "Timeouts over a broken link").
   std::chrono::milliseconds timeout_grace{1000};
   std::chrono::milliseconds heartbeat{5000};
   std::chrono::milliseconds dead_after{15000};
@@ -73,14 +75,22 @@ class AgentClient {
   // agent does not answer within the request timeout. Thread-safe.
   Expected<std::uint32_t, std::int32_t> request(wire::Message request);
 
-  // Submits a URB (its trans_id is assigned here). `submit.payload` is the whole OUT data and
-  // is not copied: it must stay valid until `done` has run. IN data goes to `in`. `done` runs on
-  // the io thread, once, in submission order per endpoint. Returns the trans_id, or NO_DEVICE.
+  // Submits a URB (its trans_id is assigned here, and the URB is in the client's table before
+  // it leaves). `submit.payload` is the whole OUT data and is not copied: it must stay valid
+  // until `done` has run (or forget() has returned). IN data goes to `in`. `owner` (the
+  // submitter's transfer; may be null) names the URB for cancel() and forget(). `done` runs on
+  // the thread that reads the agent's answer, once, in submission order per endpoint. Returns
+  // the trans_id, NO_DEVICE, or BUSY (the owner has a URB in flight already).
   Expected<std::uint32_t, std::int32_t> submit(wire::UrbSubmit submit, std::span<std::uint8_t> in,
-                                               UrbDone done);
-  // Asks for a URB to end early; its `done` then reports CANCELLED (or the status it reached
-  // first). Returns false if it is not in flight.
-  bool cancel(std::uint32_t trans_id);
+                                               const void* owner, UrbDone done);
+  // Asks for the owner's URB to end early; its `done` then reports CANCELLED (or the status it
+  // reached first). False if it is not in flight, or a cancel was asked for already.
+  bool cancel(const void* owner);
+  // The owner is going away with its URB in flight: the URB is cancelled, its `done` never runs
+  // and its buffers are never touched again, from the moment this returns.
+  void forget(const void* owner);
+  // Whether the owner's URB is in flight (its `done` has not run yet).
+  bool in_flight(const void* owner) const;
 
   // For a thread that waits for URBs anyway (an event loop): a loan of the connection's stream,
   // whose descriptor it polls and whose answers it reads on its own thread, so that `done` runs

@@ -23,55 +23,55 @@ auto dispatch(libusb_context* ctx, Ours&& ours, Theirs&& theirs) {
 
 USBNET_EXPORT int libusb_try_lock_events(libusb_context* ctx) {
   return dispatch(
-      ctx, [](Context& c) { return c.try_lock_events(); },
+      ctx, [](Context& c) { return c.events().try_lock_events(); },
       [](libusb_context* r) { return real().libusb_try_lock_events(r); });
 }
 
 USBNET_EXPORT void libusb_lock_events(libusb_context* ctx) {
   dispatch(
-      ctx, [](Context& c) { c.lock_events(); },
+      ctx, [](Context& c) { c.events().lock_events(); },
       [](libusb_context* r) { real().libusb_lock_events(r); });
 }
 
 USBNET_EXPORT void libusb_unlock_events(libusb_context* ctx) {
   dispatch(
-      ctx, [](Context& c) { c.unlock_events(); },
+      ctx, [](Context& c) { c.events().unlock_events(); },
       [](libusb_context* r) { real().libusb_unlock_events(r); });
 }
 
 USBNET_EXPORT int libusb_event_handling_ok(libusb_context* ctx) {
   return dispatch(
-      ctx, [](Context& c) { return c.event_handling_ok(); },
+      ctx, [](Context& c) { return c.events().event_handling_ok(); },
       [](libusb_context* r) { return real().libusb_event_handling_ok(r); });
 }
 
 USBNET_EXPORT int libusb_event_handler_active(libusb_context* ctx) {
   return dispatch(
-      ctx, [](Context& c) { return c.event_handler_active(); },
+      ctx, [](Context& c) { return c.events().event_handler_active(); },
       [](libusb_context* r) { return real().libusb_event_handler_active(r); });
 }
 
 USBNET_EXPORT void libusb_interrupt_event_handler(libusb_context* ctx) {
   dispatch(
-      ctx, [](Context& c) { c.interrupt_event_handler(); },
+      ctx, [](Context& c) { c.events().interrupt_event_handler(); },
       [](libusb_context* r) { real().libusb_interrupt_event_handler(r); });
 }
 
 USBNET_EXPORT void libusb_lock_event_waiters(libusb_context* ctx) {
   dispatch(
-      ctx, [](Context& c) { c.lock_event_waiters(); },
+      ctx, [](Context& c) { c.events().lock_event_waiters(); },
       [](libusb_context* r) { real().libusb_lock_event_waiters(r); });
 }
 
 USBNET_EXPORT void libusb_unlock_event_waiters(libusb_context* ctx) {
   dispatch(
-      ctx, [](Context& c) { c.unlock_event_waiters(); },
+      ctx, [](Context& c) { c.events().unlock_event_waiters(); },
       [](libusb_context* r) { real().libusb_unlock_event_waiters(r); });
 }
 
 USBNET_EXPORT int libusb_wait_for_event(libusb_context* ctx, struct timeval* tv) {
   return dispatch(
-      ctx, [tv](Context& c) { return c.wait_for_event(tv); },
+      ctx, [tv](Context& c) { return c.events().wait_for_event(tv); },
       [tv](libusb_context* r) { return real().libusb_wait_for_event(r, tv); });
 }
 
@@ -81,7 +81,7 @@ USBNET_EXPORT int libusb_handle_events_timeout_completed(libusb_context* ctx, st
       ctx,
       [&](Context& c) {
         return guarded(int{LIBUSB_ERROR_NO_MEM},
-                       [&] { return c.handle_events_timeout_completed(tv, completed); });
+                       [&] { return c.events().handle_events_timeout_completed(tv, completed); });
       },
       [&](libusb_context* r) {
         return real().libusb_handle_events_timeout_completed(r, tv, completed);
@@ -106,20 +106,21 @@ USBNET_EXPORT int libusb_handle_events_locked(libusb_context* ctx, struct timeva
   return dispatch(
       ctx,
       [&](Context& c) {
-        return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] { return c.handle_events_locked(tv); });
+        return guarded(int{LIBUSB_ERROR_NO_MEM},
+                       [&] { return c.events().handle_events_locked(tv); });
       },
       [&](libusb_context* r) { return real().libusb_handle_events_locked(r, tv); });
 }
 
 USBNET_EXPORT int libusb_get_next_timeout(libusb_context* ctx, struct timeval* tv) {
   return dispatch(
-      ctx, [tv](Context& c) { return c.get_next_timeout(tv); },
+      ctx, [tv](Context& c) { return c.events().get_next_timeout(tv); },
       [tv](libusb_context* r) { return real().libusb_get_next_timeout(r, tv); });
 }
 
 USBNET_EXPORT int libusb_pollfds_handle_timeouts(libusb_context* ctx) {
   return dispatch(
-      ctx, [](Context& c) { return c.pollfds_handle_timeouts(); },
+      ctx, [](Context& c) { return c.events().pollfds_handle_timeouts(); },
       [](libusb_context* r) { return real().libusb_pollfds_handle_timeouts(r); });
 }
 
@@ -127,7 +128,7 @@ USBNET_EXPORT const struct libusb_pollfd** libusb_get_pollfds(libusb_context* ct
   return dispatch(
       ctx,
       [](Context& c) {
-        return guarded<const libusb_pollfd**>(nullptr, [&] { return c.get_pollfds(); });
+        return guarded<const libusb_pollfd**>(nullptr, [&] { return c.events().get_pollfds(); });
       },
       [](libusb_context* r) { return real().libusb_get_pollfds(r); });
 }
@@ -145,7 +146,7 @@ USBNET_EXPORT void libusb_set_pollfd_notifiers(libusb_context* ctx, libusb_pollf
                                                libusb_pollfd_removed_cb removed_cb,
                                                void* user_data) {
   dispatch(
-      ctx, [&](Context& c) { c.set_pollfd_notifiers(added_cb, removed_cb, user_data); },
+      ctx, [&](Context& c) { c.events().set_pollfd_notifiers(added_cb, removed_cb, user_data); },
       [&](libusb_context* r) {
         real().libusb_set_pollfd_notifiers(r, added_cb, removed_cb, user_data);
       });
@@ -159,8 +160,8 @@ USBNET_EXPORT int libusb_hotplug_register_callback(
       ctx,
       [&](Context& c) {
         return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-          return c.hotplug_register(events, flags, vendor_id, product_id, dev_class, cb_fn,
-                                    user_data, callback_handle);
+          return c.hotplug().register_callback(events, flags, vendor_id, product_id, dev_class,
+                                               cb_fn, user_data, callback_handle);
         });
       },
       [&](libusb_context* r) {
@@ -172,13 +173,13 @@ USBNET_EXPORT int libusb_hotplug_register_callback(
 USBNET_EXPORT void libusb_hotplug_deregister_callback(libusb_context* ctx,
                                                       libusb_hotplug_callback_handle handle) {
   dispatch(
-      ctx, [handle](Context& c) { guarded_void([&] { c.hotplug_deregister(handle); }); },
+      ctx, [handle](Context& c) { guarded_void([&] { c.hotplug().deregister(handle); }); },
       [handle](libusb_context* r) { real().libusb_hotplug_deregister_callback(r, handle); });
 }
 
 USBNET_EXPORT void* libusb_hotplug_get_user_data(libusb_context* ctx,
                                                  libusb_hotplug_callback_handle handle) {
   return dispatch(
-      ctx, [handle](Context& c) { return c.hotplug_user_data(handle); },
+      ctx, [handle](Context& c) { return c.hotplug().user_data(handle); },
       [handle](libusb_context* r) { return real().libusb_hotplug_get_user_data(r, handle); });
 }

@@ -1,11 +1,5 @@
-// Opening remote devices and the requests on their handles.
-#include <cstring>
-#include <vector>
-
-#include "interpose/agent_link.h"
+// Opening devices and the requests on their handles: libusb's argument checks, then dispatch().
 #include "interpose/api.h"
-#include "interpose/remote_device.h"
-#include "interpose/remote_transfer.h"
 
 using namespace usbnet;
 using namespace usbnet::interpose;
@@ -14,33 +8,14 @@ namespace {
 
 constexpr int kMaxInterfaces = 32;  // libusb's USB_MAXINTERFACES
 
-// Sends a device request for a remote handle; the REPLY value or a libusb error code.
-Expected<std::uint32_t, std::int32_t> ask(RemoteHandle& handle, wire::Message request) {
-  if (handle.device().gone()) return Unexpected{std::int32_t{LIBUSB_ERROR_NO_DEVICE}};
-  std::visit(
-      [&](auto& m) {
-        if constexpr (requires { m.handle; }) m.handle = handle.id();
-      },
-      request);
-  return handle.device().link().client().request(std::move(request));
-}
-
-int result_of(const Expected<std::uint32_t, std::int32_t>& r) {
-  return r ? LIBUSB_SUCCESS : r.error();
+bool valid_interface(int interface_number) {
+  return interface_number >= 0 && interface_number < kMaxInterfaces;
 }
 
 }  // namespace
 
 USBNET_EXPORT int libusb_open(libusb_device* dev, libusb_device_handle** dev_handle) {
-  RemoteDevice* device = RemoteDevice::from(dev);
-  if (!device) return real().libusb_open(dev, dev_handle);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (device->gone()) return int{LIBUSB_ERROR_NO_DEVICE};
-    auto opened = device->link().client().request(wire::Open{0, device->device_id()});
-    if (!opened) return static_cast<int>(opened.error());
-    *dev_handle = (new RemoteHandle(*device, *opened))->as_libusb();  // freed by libusb_close
-    return int{LIBUSB_SUCCESS};
-  });
+  return dispatch<&RealLibusb::libusb_open, &RemoteDevice::open>(dev, dev_handle);
 }
 
 USBNET_EXPORT libusb_device_handle* libusb_open_device_with_vid_pid(libusb_context* ctx,
@@ -65,216 +40,108 @@ USBNET_EXPORT libusb_device_handle* libusb_open_device_with_vid_pid(libusb_conte
 }
 
 USBNET_EXPORT void libusb_close(libusb_device_handle* dev_handle) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_close(dev_handle);
-  guarded_void([&] {
-    if (!handle->device().gone()) {
-      if (auto r = ask(*handle, wire::Close{}); !r) {
-        log::debug("closing a remote handle: {}", wire::error_code_name(r.error()));
-      }
-    }
-    delete handle;
-  });
+  dispatch<&RealLibusb::libusb_close, &RemoteHandle::close>(dev_handle);
 }
 
 USBNET_EXPORT libusb_device* libusb_get_device(libusb_device_handle* dev_handle) {
-  if (RemoteHandle* handle = RemoteHandle::from(dev_handle)) return handle->device().as_libusb();
-  return real().libusb_get_device(dev_handle);
+  return dispatch<&RealLibusb::libusb_get_device, &RemoteHandle::get_device>(dev_handle);
 }
 
 USBNET_EXPORT int libusb_get_configuration(libusb_device_handle* dev_handle, int* config) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_get_configuration(dev_handle, config);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    auto r = ask(*handle, wire::GetConfiguration{});
-    if (r) {
-      *config = static_cast<int>(*r);
-      handle->device().set_active_config(static_cast<std::uint8_t>(*r));
-    }
-    return result_of(r);
-  });
+  return dispatch<&RealLibusb::libusb_get_configuration, &RemoteHandle::get_configuration>(
+      dev_handle, config);
 }
 
 USBNET_EXPORT int libusb_set_configuration(libusb_device_handle* dev_handle, int configuration) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_set_configuration(dev_handle, configuration);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (configuration < -1 || configuration > 255) return int{LIBUSB_ERROR_INVALID_PARAM};
-    auto r = ask(*handle, wire::SetConfiguration{0, 0, configuration});
-    if (r) {
-      handle->device().set_active_config(
-          static_cast<std::uint8_t>(configuration < 0 ? 0 : configuration));
-    }
-    return result_of(r);
-  });
+  if (configuration < -1 || configuration > 255) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_set_configuration, &RemoteHandle::set_configuration>(
+      dev_handle, configuration);
 }
 
 USBNET_EXPORT int libusb_claim_interface(libusb_device_handle* dev_handle, int interface_number) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_claim_interface(dev_handle, interface_number);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number >= kMaxInterfaces) {
-      return int{LIBUSB_ERROR_INVALID_PARAM};
-    }
-    if (handle->claimed(interface_number)) return int{LIBUSB_SUCCESS};
-    const auto iface = static_cast<std::uint8_t>(interface_number);
-    if (handle->auto_detach()) {
-      // As libusb on Linux: a driver that is not there is no failure.
-      auto r = ask(*handle, wire::KernelDriver{0, 0, wire::KernelDriverOp::Detach, iface});
-      if (!r && r.error() != LIBUSB_ERROR_NOT_FOUND) return static_cast<int>(r.error());
-    }
-    auto r = ask(*handle, wire::ClaimInterface{0, 0, iface});
-    if (r) handle->set_claimed(interface_number, true);
-    return result_of(r);
-  });
+  if (!valid_interface(interface_number)) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_claim_interface, &RemoteHandle::claim_interface>(
+      dev_handle, interface_number);
 }
 
 USBNET_EXPORT int libusb_release_interface(libusb_device_handle* dev_handle, int interface_number) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_release_interface(dev_handle, interface_number);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number >= kMaxInterfaces) {
-      return int{LIBUSB_ERROR_INVALID_PARAM};
-    }
-    if (!handle->claimed(interface_number)) return int{LIBUSB_ERROR_NOT_FOUND};
-    const auto iface = static_cast<std::uint8_t>(interface_number);
-    auto r = ask(*handle, wire::ReleaseInterface{0, 0, iface});
-    if (r || r.error() == LIBUSB_ERROR_NO_DEVICE) handle->set_claimed(interface_number, false);
-    if (r && handle->auto_detach()) {
-      ask(*handle, wire::KernelDriver{0, 0, wire::KernelDriverOp::Attach, iface});
-    }
-    return result_of(r);
-  });
+  if (!valid_interface(interface_number)) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_release_interface, &RemoteHandle::release_interface>(
+      dev_handle, interface_number);
 }
 
 USBNET_EXPORT int libusb_set_interface_alt_setting(libusb_device_handle* dev_handle,
                                                    int interface_number, int alternate_setting) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) {
-    return real().libusb_set_interface_alt_setting(dev_handle, interface_number, alternate_setting);
+  if (!valid_interface(interface_number) || alternate_setting < 0 || alternate_setting > 255) {
+    return LIBUSB_ERROR_INVALID_PARAM;
   }
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number >= kMaxInterfaces || alternate_setting < 0 ||
-        alternate_setting > 255) {
-      return int{LIBUSB_ERROR_INVALID_PARAM};
-    }
-    if (!handle->claimed(interface_number)) return int{LIBUSB_ERROR_NOT_FOUND};
-    return result_of(
-        ask(*handle, wire::SetAltSetting{0, 0, static_cast<std::uint8_t>(interface_number),
-                                         static_cast<std::uint8_t>(alternate_setting)}));
-  });
+  return dispatch<&RealLibusb::libusb_set_interface_alt_setting,
+                  &RemoteHandle::set_interface_alt_setting>(dev_handle, interface_number,
+                                                            alternate_setting);
 }
 
 USBNET_EXPORT int libusb_clear_halt(libusb_device_handle* dev_handle, unsigned char endpoint) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_clear_halt(dev_handle, endpoint);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    return result_of(ask(*handle, wire::ClearHalt{0, 0, endpoint}));
-  });
+  return dispatch<&RealLibusb::libusb_clear_halt, &RemoteHandle::clear_halt>(dev_handle, endpoint);
 }
 
 USBNET_EXPORT int libusb_reset_device(libusb_device_handle* dev_handle) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_reset_device(dev_handle);
-  return guarded(int{LIBUSB_ERROR_NO_MEM},
-                 [&] { return result_of(ask(*handle, wire::ResetDevice{})); });
+  return dispatch<&RealLibusb::libusb_reset_device, &RemoteHandle::reset_device>(dev_handle);
 }
 
 USBNET_EXPORT int libusb_kernel_driver_active(libusb_device_handle* dev_handle,
                                               int interface_number) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_kernel_driver_active(dev_handle, interface_number);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number > 255) return int{LIBUSB_ERROR_INVALID_PARAM};
-    auto r = ask(*handle, wire::KernelDriver{0, 0, wire::KernelDriverOp::Query,
-                                             static_cast<std::uint8_t>(interface_number)});
-    return r ? static_cast<int>(*r) : static_cast<int>(r.error());
-  });
+  if (!valid_interface(interface_number)) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_kernel_driver_active, &RemoteHandle::kernel_driver_active>(
+      dev_handle, interface_number);
 }
 
 USBNET_EXPORT int libusb_detach_kernel_driver(libusb_device_handle* dev_handle,
                                               int interface_number) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_detach_kernel_driver(dev_handle, interface_number);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number > 255) return int{LIBUSB_ERROR_INVALID_PARAM};
-    return result_of(ask(*handle, wire::KernelDriver{0, 0, wire::KernelDriverOp::Detach,
-                                                     static_cast<std::uint8_t>(interface_number)}));
-  });
+  if (!valid_interface(interface_number)) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_detach_kernel_driver, &RemoteHandle::detach_kernel_driver>(
+      dev_handle, interface_number);
 }
 
 USBNET_EXPORT int libusb_attach_kernel_driver(libusb_device_handle* dev_handle,
                                               int interface_number) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_attach_kernel_driver(dev_handle, interface_number);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    if (interface_number < 0 || interface_number > 255) return int{LIBUSB_ERROR_INVALID_PARAM};
-    return result_of(ask(*handle, wire::KernelDriver{0, 0, wire::KernelDriverOp::Attach,
-                                                     static_cast<std::uint8_t>(interface_number)}));
-  });
+  if (!valid_interface(interface_number)) return LIBUSB_ERROR_INVALID_PARAM;
+  return dispatch<&RealLibusb::libusb_attach_kernel_driver, &RemoteHandle::attach_kernel_driver>(
+      dev_handle, interface_number);
 }
 
 USBNET_EXPORT int libusb_set_auto_detach_kernel_driver(libusb_device_handle* dev_handle,
                                                        int enable) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle) return real().libusb_set_auto_detach_kernel_driver(dev_handle, enable);
-  handle->set_auto_detach(enable != 0);
-  return LIBUSB_SUCCESS;
+  return dispatch<&RealLibusb::libusb_set_auto_detach_kernel_driver,
+                  &RemoteHandle::set_auto_detach_kernel_driver>(dev_handle, enable);
 }
 
 USBNET_EXPORT int libusb_alloc_streams(libusb_device_handle* dev_handle, uint32_t num_streams,
                                        unsigned char* endpoints, int num_endpoints) {
-  if (RemoteHandle::from(dev_handle)) return LIBUSB_ERROR_NOT_SUPPORTED;
-  return real().libusb_alloc_streams(dev_handle, num_streams, endpoints, num_endpoints);
+  return dispatch<&RealLibusb::libusb_alloc_streams, &RemoteHandle::alloc_streams>(
+      dev_handle, num_streams, endpoints, num_endpoints);
 }
 
 USBNET_EXPORT int libusb_free_streams(libusb_device_handle* dev_handle, unsigned char* endpoints,
                                       int num_endpoints) {
-  if (RemoteHandle::from(dev_handle)) return LIBUSB_ERROR_NOT_SUPPORTED;
-  return real().libusb_free_streams(dev_handle, endpoints, num_endpoints);
+  return dispatch<&RealLibusb::libusb_free_streams, &RemoteHandle::free_streams>(
+      dev_handle, endpoints, num_endpoints);
 }
 
 USBNET_EXPORT unsigned char* libusb_dev_mem_alloc(libusb_device_handle* dev_handle, size_t length) {
-  // Zero-copy device memory exists only next to the device.
-  if (RemoteHandle::from(dev_handle)) return nullptr;
-  return real().libusb_dev_mem_alloc(dev_handle, length);
+  return dispatch<&RealLibusb::libusb_dev_mem_alloc, &RemoteHandle::dev_mem_alloc>(dev_handle,
+                                                                                   length);
 }
 
 USBNET_EXPORT int libusb_dev_mem_free(libusb_device_handle* dev_handle, unsigned char* buffer,
                                       size_t length) {
-  if (RemoteHandle::from(dev_handle)) return LIBUSB_ERROR_NOT_SUPPORTED;
-  return real().libusb_dev_mem_free(dev_handle, buffer, length);
+  return dispatch<&RealLibusb::libusb_dev_mem_free, &RemoteHandle::dev_mem_free>(dev_handle, buffer,
+                                                                                 length);
 }
 
 USBNET_EXPORT int libusb_get_string_descriptor_ascii(libusb_device_handle* dev_handle,
                                                      uint8_t desc_index, unsigned char* data,
                                                      int length) {
-  RemoteHandle* handle = RemoteHandle::from(dev_handle);
-  if (!handle)
-    return real().libusb_get_string_descriptor_ascii(dev_handle, desc_index, data, length);
-  return guarded(int{LIBUSB_ERROR_NO_MEM}, [&] {
-    // As libusb: index 0 is not a string; the first language of string 0 is used; characters
-    // outside ASCII become '?'.
-    if (desc_index == 0) return int{LIBUSB_ERROR_INVALID_PARAM};
-    unsigned char buffer[255];
-    auto get_string = [&](std::uint8_t index, std::uint16_t langid, std::uint16_t size) {
-      return remote_control_transfer(*handle, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
-                                     static_cast<std::uint16_t>((LIBUSB_DT_STRING << 8) | index),
-                                     langid, buffer, size, 1000);
-    };
-    int r = get_string(0, 0, 4);
-    if (r < 0) return r;
-    if (r != 4 || buffer[0] < 4 || buffer[1] != LIBUSB_DT_STRING) return int{LIBUSB_ERROR_IO};
-    const std::uint16_t langid = static_cast<std::uint16_t>(buffer[2] | (buffer[3] << 8));
-    r = get_string(desc_index, langid, sizeof buffer);
-    if (r < 0) return r;
-    if (r < 2 || buffer[0] > r || buffer[1] != LIBUSB_DT_STRING) return int{LIBUSB_ERROR_IO};
-    int out = 0;
-    for (int at = 2; at < buffer[0] && out < length - 1; at += 2) {
-      const unsigned unit = buffer[at] | (at + 1 < r ? buffer[at + 1] << 8 : 0);
-      data[out++] = unit < 0x80 ? static_cast<unsigned char>(unit) : '?';
-    }
-    if (length > 0) data[out] = 0;
-    return out;
-  });
+  if (desc_index == 0) return LIBUSB_ERROR_INVALID_PARAM;  // as libusb: 0 is not a string
+  return dispatch<&RealLibusb::libusb_get_string_descriptor_ascii,
+                  &RemoteHandle::get_string_descriptor_ascii>(dev_handle, desc_index, data, length);
 }

@@ -5,21 +5,14 @@
 
 #include <libusb.h>
 
-#include <memory>
 #include <mutex>
 #include <new>
-#include <optional>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
-#include <vector>
-
-#include "client/urb_tracker.h"
 
 namespace usbnet::interpose {
 
 class Context;
-class AgentLink;
 class RemoteDevice;
 class RemoteHandle;
 
@@ -67,43 +60,5 @@ PointerSet<RemoteDevice>& remote_devices();
 PointerSet<RemoteHandle>& remote_handles();
 // Memory the shim allocated for the program: device lists, pollfd arrays, descriptors.
 PointerSet<void>& allocations();
-
-// Transfers submitted to a remote device and not yet completed (the side table keyed by the
-// transfer pointer: every transfer comes from the real allocator, whose private data must stay
-// untouched).
-struct RemoteTransfer {
-  Context* context;
-  std::shared_ptr<AgentLink> link;
-  std::uint32_t trans_id = 0;
-  bool cancelling = false;
-  std::uint64_t submitted_ns = 0;
-};
-
-class TransferTable {
- public:
-  std::mutex& mutex() const { return mutex_; }
-  // Adds a transfer; false if it is already in flight.
-  bool add(libusb_transfer* t, RemoteTransfer state);
-  // Records the trans_id; returns true if a cancel was asked for before it was known.
-  bool set_trans_id(libusb_transfer* t, std::uint32_t trans_id);
-  // Takes the transfer out (it completed, or its submission failed).
-  std::optional<RemoteTransfer> take(libusb_transfer* t);
-  // Marks it cancelling; returns its state if it is in flight and was not already cancelling.
-  std::optional<RemoteTransfer> start_cancel(libusb_transfer* t);
-  bool contains(const libusb_transfer* t) const;
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<const libusb_transfer*, RemoteTransfer> transfers_;
-};
-TransferTable& remote_transfers();
-
-// True in a child created by fork() after the shim had started talking to agents: the parent's
-// connections belong to the parent, so the child's contexts offer no remote devices.
-bool forked_child();
-void note_agent_use();  // installs the fork handler, once
-// Keeps an agent link alive for the rest of the process (a fork child must never destroy the
-// parent's links: that would join threads that do not exist in the child).
-void keep_forever(std::shared_ptr<AgentLink> link);
 
 }  // namespace usbnet::interpose

@@ -1,14 +1,11 @@
 #include "interpose/remote_transfer.h"
 
-#include <array>
-#include <cstring>
-#include <numeric>
-#include <vector>
+#include <algorithm>
 
 #include "common/log.h"
 #include "interpose/agent_link.h"
 #include "interpose/context.h"
-#include "interpose/objects.h"
+#include "interpose/real_libusb.h"
 #include "interpose/remote_device.h"
 #include "interpose/trace.h"
 #include "interpose/urb_capture.h"
@@ -85,54 +82,11 @@ int build_urb(const libusb_transfer* t, wire::UrbSubmit& u, std::span<std::uint8
 
 }  // namespace
 
-int submit_remote_transfer(RemoteHandle& handle, libusb_transfer* t) {
-  RemoteDevice& device = handle.device();
-  if (device.gone()) return LIBUSB_ERROR_NO_DEVICE;
-  wire::UrbSubmit urb;
-  std::span<std::uint8_t> in;
-  if (const int r = build_urb(t, urb, in); r != LIBUSB_SUCCESS) return r;
-  AgentLink& link = device.link();
-  if (urb.type == wire::UrbType::Iso && !(link.client().agent_capabilities() & wire::kCapIso)) {
-    return LIBUSB_ERROR_NOT_SUPPORTED;
-  }
-  urb.handle = handle.id();
-  Context* context = &device.context();
-  if (!remote_transfers().add(
-          t, RemoteTransfer{context, device.link_ptr(), 0, false, monotonic_ns()})) {
-    return LIBUSB_ERROR_BUSY;  // already in flight
-  }
-  capture_submission(t, device, urb);
-  auto submitted = link.client().submit(
-      std::move(urb), in, [lifeline = context->lifeline(), t](const client::UrbResult& result) {
-        lifeline->post_completion(t, result);
-      });
-  if (!submitted) {
-    remote_transfers().take(t);
-    capture_submission_error(t, submitted.error());
-    return submitted.error();
-  }
-  // A cancel that came before the trans_id was known is carried out now.
-  if (remote_transfers().set_trans_id(t, *submitted)) link.client().cancel(*submitted);
-  return LIBUSB_SUCCESS;
-}
+namespace {
 
-int cancel_remote_transfer(libusb_transfer* t) {
-  auto state = remote_transfers().start_cancel(t);
-  if (!state) return LIBUSB_ERROR_NOT_FOUND;
-  if (state->trans_id != 0) state->link->client().cancel(state->trans_id);
-  return LIBUSB_SUCCESS;
-}
-
-bool is_remote_transfer_in_flight(const libusb_transfer* t) {
-  return remote_transfers().contains(t);
-}
-
-void complete_remote_transfer(libusb_transfer* t, const client::UrbResult& result) {
-  auto state = remote_transfers().take(t);
-  if (!state) {
-    log::error("a completion for a transfer that is not in flight was dropped");
-    return;
-  }
+// The agent's answer, written into the transfer as a libusb backend does before the callback.
+void record_outcome(libusb_transfer* t, const client::UrbResult& result,
+                    std::uint64_t submitted_ns) {
   auto status = static_cast<libusb_transfer_status>(result.status);
   const int requested =
       t->type == LIBUSB_TRANSFER_TYPE_CONTROL ? t->length - kSetupSize : t->length;
@@ -160,155 +114,60 @@ void complete_remote_transfer(libusb_transfer* t, const client::UrbResult& resul
   }
   if (tracing()) {
     RemoteHandle* handle = RemoteHandle::from(t->dev_handle);
-    trace_transfer(state->trans_id, t, handle ? handle->device().bus_number() : 0,
-                   handle ? handle->device().info().device_address : 0, state->submitted_ns,
+    trace_transfer(result.trans_id, t, handle ? handle->device().get_bus_number() : 0,
+                   handle ? handle->device().info().device_address : 0, submitted_ns,
                    monotonic_ns());
   }
-  const std::uint8_t flags = t->flags;
-  if (t->callback) t->callback(t);
-  // The transfer may have been freed or resubmitted by the callback.
-  if (flags & LIBUSB_TRANSFER_FREE_TRANSFER) libusb_free_transfer(t);
-}
-
-// ---- the synchronous API ---------------------------------------------------------------
-//
-// libusb builds its synchronous calls on the asynchronous API (a transfer, a callback, event
-// handling until it has run). Here they go to the agent client directly: no libusb_transfer,
-// no entry in the transfer table, no trip through the event queue, and the caller's buffer is
-// the URB's (the IN data lands in it). The waiting is libusb's: the caller handles the
-// context's events (other transfers' callbacks run in it) until the answer has come.
-
-namespace {
-
-// Where the answer goes; it lives on the caller's stack until the answer has come.
-struct SyncWait {
-  Context* context;
-  std::shared_ptr<Context::Lifeline> lifeline;
-  client::UrbResult result;
-  int completed = 0;
-};
-
-int status_to_error(libusb_transfer_status status) {
-  switch (status) {
-    case LIBUSB_TRANSFER_COMPLETED:
-      return LIBUSB_SUCCESS;
-    case LIBUSB_TRANSFER_TIMED_OUT:
-      return LIBUSB_ERROR_TIMEOUT;
-    case LIBUSB_TRANSFER_STALL:
-      return LIBUSB_ERROR_PIPE;
-    case LIBUSB_TRANSFER_NO_DEVICE:
-      return LIBUSB_ERROR_NO_DEVICE;
-    case LIBUSB_TRANSFER_OVERFLOW:
-      return LIBUSB_ERROR_OVERFLOW;
-    case LIBUSB_TRANSFER_ERROR:
-    case LIBUSB_TRANSFER_CANCELLED:
-      return LIBUSB_ERROR_IO;
-  }
-  return LIBUSB_ERROR_OTHER;
-}
-
-// Submits `urb` and handles events until its answer has come; `actual` gets the bytes
-// transferred (at most `requested`). Returns the libusb error code of the outcome. `t` describes
-// the transfer for the trace.
-int run_sync(RemoteHandle& handle, wire::UrbSubmit urb, std::span<std::uint8_t> in, int requested,
-             int& actual, libusb_transfer& t) {
-  RemoteDevice& device = handle.device();
-  if (device.gone()) return LIBUSB_ERROR_NO_DEVICE;
-  Context& context = device.context();
-  SyncWait wait{&context, context.lifeline(), {}, 0};
-  const std::uint64_t submitted_ns = tracing() ? monotonic_ns() : 0;
-  urb.handle = handle.id();
-  capture_submission(&wait, device, urb);
-  auto trans_id =
-      device.link().client().submit(std::move(urb), in, [w = &wait](const client::UrbResult& r) {
-        // Once `completed` is set the caller may return and `w` be gone: take what is needed.
-        const bool here = w->context->handling_events_here();
-        const std::shared_ptr<Context::Lifeline> lifeline = here ? nullptr : w->lifeline;
-        w->result = r;
-        std::atomic_ref<int>(w->completed).store(1, std::memory_order_release);
-        // Read by another thread: the event handler may be asleep in poll() on a socket whose
-        // bytes that thread took.
-        if (lifeline) lifeline->wake();
-      });
-  if (!trans_id) {
-    capture_submission_error(&wait, trans_id.error());
-    return trans_id.error();
-  }
-  while (!std::atomic_ref<int>(wait.completed).load(std::memory_order_acquire)) {
-    timeval tv{60, 0};
-    const int r = context.handle_events_timeout_completed(&tv, &wait.completed);
-    if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED) {
-      log::warn("event handling failed ({}); cancelling the transfer", libusb_error_name(r));
-      device.link().client().cancel(*trans_id);
-    }
-  }
-  actual = static_cast<int>(
-      std::min<std::uint64_t>(wait.result.actual_length, static_cast<std::uint64_t>(requested)));
-  const auto status = static_cast<libusb_transfer_status>(wait.result.status);
-  capture_completion(&wait, wait.result.status, wait.result.actual_length, wait.result.iso, in);
-  if (tracing()) {
-    t.status = status;
-    t.actual_length = actual;
-    trace_transfer(*trans_id, &t, device.bus_number(), device.info().device_address, submitted_ns,
-                   monotonic_ns());
-  }
-  return status_to_error(status);
 }
 
 }  // namespace
 
-int remote_control_transfer(RemoteHandle& handle, std::uint8_t request_type, std::uint8_t request,
-                            std::uint16_t value, std::uint16_t index, unsigned char* data,
-                            std::uint16_t length, unsigned int timeout) {
-  if (handle.device().context().handling_events_here()) return LIBUSB_ERROR_BUSY;
-  if (length > 0 && !data) return LIBUSB_ERROR_INVALID_PARAM;
+int RemoteHandle::submit_transfer(libusb_transfer* t) {
+  if (device_.gone()) return LIBUSB_ERROR_NO_DEVICE;
   wire::UrbSubmit urb;
-  urb.type = wire::UrbType::Control;
-  urb.endpoint = 0;
-  urb.timeout_ms = timeout;
-  urb.data_len = length;
-  libusb_fill_control_setup(urb.setup.data(), request_type, request, value, index, length);
-  // OUT data is sent from the caller's buffer. IN data lands in a scratch buffer and reaches
-  // the caller's only on success, as with libusb (which reads into its own buffer).
-  constexpr std::size_t kOnStack = 256;
-  std::array<std::uint8_t, kOnStack> small;
-  std::vector<std::uint8_t> large;
-  const bool is_in = (request_type & LIBUSB_ENDPOINT_IN) != 0;
   std::span<std::uint8_t> in;
-  if (!is_in) {
-    urb.payload = bytes(data, length);
-  } else if (length <= kOnStack) {
-    in = std::span<std::uint8_t>(small).first(length);
-  } else {
-    large.resize(length);
-    in = large;
+  if (const int r = build_urb(t, urb, in); r != LIBUSB_SUCCESS) return r;
+  client::AgentClient& client = device_.link().client();
+  if (urb.type == wire::UrbType::Iso && !(client.agent_capabilities() & wire::kCapIso)) {
+    return LIBUSB_ERROR_NOT_SUPPORTED;
   }
-  libusb_transfer t{};  // for the trace only
-  t.type = LIBUSB_TRANSFER_TYPE_CONTROL;
-  t.timeout = timeout;
-  t.length = LIBUSB_CONTROL_SETUP_SIZE + length;
-  int actual = 0;
-  const int r = run_sync(handle, std::move(urb), in, length, actual, t);
-  if (r != LIBUSB_SUCCESS) return r;
-  if (is_in && actual > 0) std::memcpy(data, in.data(), static_cast<std::size_t>(actual));
-  return actual;
+  urb.handle = id_;
+  capture_submission(t, device_, urb);
+  const std::uint64_t submitted_ns = tracing() ? monotonic_ns() : 0;
+  auto submitted = client.submit(std::move(urb), in, t,
+                                 [lifeline = device_.context().events().lifeline(), t,
+                                  submitted_ns](const client::UrbResult& result) {
+                                   // Dropped if the context is gone (a program that exits with
+                                   // transfers in flight).
+                                   lifeline->post_completion(
+                                       t, [&] { record_outcome(t, result, submitted_ns); });
+                                 });
+  if (!submitted) {
+    capture_submission_error(t, submitted.error());
+    return submitted.error();
+  }
+  return LIBUSB_SUCCESS;
 }
 
-int remote_bulk_or_interrupt_transfer(RemoteHandle& handle, unsigned char endpoint,
-                                      unsigned char* data, int length, int* transferred,
-                                      unsigned int timeout, std::uint8_t type) {
-  if (handle.device().context().handling_events_here()) return LIBUSB_ERROR_BUSY;
-  libusb_transfer t{};  // described as libusb would fill it, to share its checks
-  libusb_fill_bulk_transfer(&t, handle.as_libusb(), endpoint, data, length, nullptr, nullptr,
-                            timeout);
-  t.type = type;
-  wire::UrbSubmit urb;
-  std::span<std::uint8_t> in;
-  if (const int r = build_urb(&t, urb, in); r != LIBUSB_SUCCESS) return r;
-  int actual = 0;
-  const int r = run_sync(handle, std::move(urb), in, length, actual, t);
-  if (transferred) *transferred = actual;
-  return r;
+int RemoteHandle::cancel_transfer(libusb_transfer* t) {
+  return device_.link().client().cancel(t) ? LIBUSB_SUCCESS : LIBUSB_ERROR_NOT_FOUND;
+}
+
+void RemoteHandle::free_transfer(libusb_transfer* t) {
+  client::AgentClient& client = device_.link().client();
+  if (client.in_flight(t)) {
+    log::warn("a transfer was freed while in flight on a remote device; its completion is lost");
+    client.forget(t);
+  }
+  device_.context().events().drop_completion(t);
+  real().libusb_free_transfer(t);  // it came from the real allocator
+}
+
+void run_transfer_callback(libusb_transfer* t) {
+  const std::uint8_t flags = t->flags;
+  if (t->callback) t->callback(t);
+  // The transfer may have been freed or resubmitted by the callback.
+  if (flags & LIBUSB_TRANSFER_FREE_TRANSFER) libusb_free_transfer(t);
 }
 
 }  // namespace usbnet::interpose

@@ -95,7 +95,7 @@ void capture_submission(const void* key, const RemoteDevice& device, const wire:
   if (!c) return;
   capture::Urb urb;
   urb.id = reinterpret_cast<std::uintptr_t>(key);
-  urb.bus = device.bus_number();
+  urb.bus = device.get_bus_number();
   urb.address = device.info().device_address;
   urb.type = u.type;
   urb.endpoint = u.endpoint;
