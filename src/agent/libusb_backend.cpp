@@ -14,6 +14,7 @@
 #include "agent/device_presence.h"
 #include "agent/usb_context.h"
 #include "agent/usb_device_info.h"
+#include "agent/usb_event_pump.h"
 #include "agent/usb_rescan.h"
 #include "agent/worker.h"
 #include "common/log.h"
@@ -100,7 +101,7 @@ class LibusbBackend final : public Backend {
 
   void start(DeviceListener& listener) override {
     listener_ = &listener;
-    context_->handle_events();
+    context_->handle_events(io_);
     if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
       const int r = libusb_hotplug_register_callback(
           context_->get(),
@@ -205,7 +206,7 @@ class LibusbBackend final : public Backend {
         if (!presence_.arrival_read(id)) return;
         if (unconfigured) log::info("{} has no active configuration", id.to_string());
         // Its context handles events from now on (the long-lived one already does).
-        device.context()->handle_events();
+        device.context()->handle_events(io_);
         auto exported = std::make_shared<LibusbDevice>(*this, device, info);
         devices_.emplace(id, exported);
         listener_->device_arrived(exported);
@@ -346,8 +347,10 @@ void LibusbHandle::submit(TransferPtr transfer, TransferDone done) {
 }
 
 void LIBUSB_CALL LibusbHandle::on_transfer_done(libusb_transfer* usb) {
-  // Results are read on the io thread; the libusb transfer stays alive until then.
   auto* f = static_cast<InFlight*>(usb->user_data);
+  // Normally called on the io thread, which handles libusb's events: the completion goes out
+  // from here. Anywhere else, results are read on the io thread; the transfer lives until then.
+  if (UsbEventPump::handling_events_here()) return f->owner->finish(f);
   f->owner->backend_.post([f] { f->owner->finish(f); });
 }
 
@@ -398,8 +401,8 @@ void LibusbHandle::close(std::function<void()> done) {
 
 void LibusbHandle::maybe_finish_close() {
   if (!closing_ || !in_flight_.empty() || !close_done_) return;
-  // Closing releases the interfaces; libusb_close may wait for the event thread, so it runs on
-  // the worker, after any request still queued for this handle.
+  // Closing releases the interfaces (the kernel driver may come back: slow) and takes libusb's
+  // event lock, so it runs on the worker, after any request still queued for this handle.
   auto done = std::move(close_done_);
   libusb_device_handle* handle = std::exchange(handle_, nullptr);
   LibusbBackend& backend = backend_;

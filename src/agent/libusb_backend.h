@@ -7,9 +7,10 @@
 // change is reported once. A departed device's transfers end with NO_DEVICE (libusb ends them
 // when it sees the device gone; the session refuses later ones).
 //
-// Threads: libusb's events are handled on a thread of this backend; blocking device requests
-// (set configuration, claim, reset, ...) run on a worker thread, one request at a time, so a
-// slow device never stalls the agent's io thread. Every result is posted to the io thread.
+// Threads: libusb's events are handled on the agent's io thread (usb_event_pump.h), so that a
+// transfer's completion goes out from where libusb reports it; blocking device requests (set
+// configuration, claim, reset, close, ...) run on a worker thread, one request at a time, so a
+// slow device never stalls the io thread. Every result is posted to the io thread.
 // Hubs are not exported: the kernel drives them.
 #pragma once
 

@@ -1,5 +1,7 @@
 #include "agent/usb_context.h"
 
+#include "agent/usb_event_pump.h"
+
 #include "common/log.h"
 #include "usbnet/messages.h"
 
@@ -14,24 +16,12 @@ Expected<std::shared_ptr<UsbContext>, std::string> UsbContext::create() {
 }
 
 UsbContext::~UsbContext() {
-  stopping_ = true;
-  if (events_.joinable()) {
-    libusb_interrupt_event_handler(ctx_);
-    events_.join();
-  }
+  if (events_) events_->stop();
   libusb_exit(ctx_);
 }
 
-void UsbContext::handle_events() {
-  std::call_once(started_, [this] {
-    events_ = std::thread([this] {
-      while (!stopping_) {
-        // Bounded, so that a stop that races with the interrupt is seen within 200 ms.
-        timeval tv{0, 200000};
-        libusb_handle_events_timeout_completed(ctx_, &tv, nullptr);
-      }
-    });
-  });
+void UsbContext::handle_events(const boost::asio::any_io_executor& io) {
+  std::call_once(started_, [&] { events_ = UsbEventPump::start(io, ctx_); });
 }
 
 UsbDeviceRef::UsbDeviceRef(UsbContextPtr context, libusb_device* device)

@@ -1,5 +1,5 @@
-// libusb contexts as the real backend uses them: a context with the thread that handles its
-// events, and device references that keep their context alive.
+// libusb contexts as the real backend uses them: a context whose events the io thread handles
+// (usb_event_pump.h), and device references that keep their context alive.
 //
 // The backend has one long-lived context, and (on machines where libusb's device list never
 // changes, see usb_rescan.h) devices that arrived later belong to the context of the
@@ -9,11 +9,10 @@
 
 #include <libusb.h>
 
-#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "agent/device_presence.h"
@@ -21,26 +20,27 @@
 
 namespace usbnet::agent {
 
+class UsbEventPump;
+
 class UsbContext {
  public:
   // libusb_init; fails with a sentence.
   static Expected<std::shared_ptr<UsbContext>, std::string> create();
   explicit UsbContext(libusb_context* ctx) : ctx_(ctx) {}
-  // Stops the event thread (if it runs) and exits the context.
+  // Stops handling its events (if it did) and exits the context.
   ~UsbContext();
   UsbContext(const UsbContext&) = delete;
   UsbContext& operator=(const UsbContext&) = delete;
 
   libusb_context* get() const { return ctx_; }
-  // Starts the thread that handles this context's events (once; later calls do nothing). A
-  // context that only enumerates never needs one.
-  void handle_events();
+  // From now on the io thread behind `io` handles this context's events (call it on that
+  // thread; once: later calls do nothing). A context that only enumerates never needs it.
+  void handle_events(const boost::asio::any_io_executor& io);
 
  private:
   libusb_context* ctx_;
   std::once_flag started_;
-  std::atomic<bool> stopping_{false};
-  std::thread events_;
+  std::shared_ptr<UsbEventPump> events_;
 };
 using UsbContextPtr = std::shared_ptr<UsbContext>;
 

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 
+#include "agent/usb_sysfs_listing.h"
 #include "common/log.h"
 
 namespace usbnet::agent {
@@ -47,8 +48,18 @@ void UsbRescanner::run() {
 std::shared_ptr<const Enumeration> UsbRescanner::enumerate() {
   auto round = std::make_shared<Enumeration>();
   round->started = DevicePresence::Clock::now();
+  // The kernel's listing first (read after `started`, like the enumeration would be): while it
+  // stays the same, so do the devices, and the last round's findings stand for this one.
+  std::optional<std::string> listing = usb_sysfs_listing();
+  if (listing && last_ && listing == last_listing_) {
+    round->devices = last_->devices;
+    return round;
+  }
+  last_listing_ = std::move(listing);
+  last_ = round;
   auto fresh = UsbContext::create();
   if (!fresh) {
+    last_.reset();
     if (!std::exchange(warned_, true)) log::warn("rescanning USB devices: {}", fresh.error());
     return nullptr;
   }

@@ -7,7 +7,9 @@
 // hotplug support, libusb lists its own record instead of scanning). A new context scans the
 // system when it is created, so each round enumerates with a fresh context. A device it finds
 // that the long-lived context also has is handed out from the long-lived one; a device only the
-// fresh context has keeps that context alive for as long as the device is in use.
+// fresh context has keeps that context alive for as long as the device is in use. A round whose
+// sysfs listing (usb_sysfs_listing.h) is the last full round's skips the fresh context and
+// reports what that round found.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -50,6 +54,9 @@ class UsbRescanner {
   const std::chrono::milliseconds interval_;
   Found found_;
   bool warned_ = false;  // about a failing libusb_init, once
+  // The last full enumeration and the sysfs listing taken before it (rescanner thread only).
+  std::shared_ptr<Enumeration> last_;
+  std::optional<std::string> last_listing_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -10,9 +10,10 @@
 // that the peer's answers are read and handled on that thread without a hop through the io
 // thread. While loans keep coming the io thread leaves the descriptor out of its own poll set
 // altogether, so that the peer's frames wake one thread, not two: it takes the stream back when
-// no loan has been made for 10 ms, or at once on reclaim() (a thread waits for an answer that it
-// will not read itself). Frames that wait for room are written by whichever borrower polls for
-// it, or by the io thread when none does. The agent never lends.
+// no loan has been out for 10 ms (it looks every 10 ms while none is out, every 100 ms while
+// one is), or at once on reclaim() (a thread waits for an answer that it will not read itself).
+// Frames that wait for room are written by whichever borrower polls for it, or by the io thread
+// when none does. The agent never lends.
 #pragma once
 
 #include <atomic>
@@ -82,6 +83,7 @@ class AsioConnection final : public StreamDriver,
   void on_writable();
   void arm_timer();
   void park();
+  void park_for(std::chrono::nanoseconds wait);
   void take_back();
   void finish();
 
@@ -102,8 +104,8 @@ class AsioConnection final : public StreamDriver,
   // The loans (any thread).
   std::atomic<bool> io_serving_{false};  // the io thread watches the descriptor
   std::atomic<int> loans_out_{0};
-  std::atomic<int> loans_polling_room_{0};  // loans whose poll() waits for room
-  std::atomic<std::int64_t> last_loan_ns_{0};
+  std::atomic<int> loans_polling_room_{0};     // loans whose poll() waits for room
+  std::atomic<std::int64_t> last_loan_ns_{0};  // when a loan was last made or given back
 };
 
 }  // namespace usbnet::transport

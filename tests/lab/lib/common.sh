@@ -15,8 +15,10 @@ LAB_DIR=$BUILD_DIR/lab
 RUN_DIR=$LAB_DIR/run
 
 # Host packages the lab needs: QEMU, busybox for the guest, and the programs copied into it.
-LAB_PACKAGES=(qemu-system-x86 busybox-static usbip usbutils binutils
+LAB_PACKAGES=(qemu-system-x86 busybox-static usbip usbutils binutils iproute2
   mtp-tools pcscd libccid pcsc-tools python3-pyscard)  # the mtp and pcscd checks, on the host
+# The benchmark's profile (USBNET_LAB_PROFILE=1 ./run lab bench): perf and strace in the guest.
+if [ "${USBNET_LAB_PROFILE:-0}" = 1 ]; then LAB_PACKAGES+=(linux-perf strace); fi
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -40,7 +42,8 @@ SHIM=$BUILD_DIR/src/interpose/libusbnet.so
 PRELOAD=${USBNET_LAB_PRELOAD:-$SHIM}
 AGENT=$BUILD_DIR/src/agent/usbnet-agent
 PROGRAMS=$BUILD_DIR/tests/lab
-LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports ccid_check unplug_watch mixed_events tcp_source)
+LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports hid_latency ccid_check unplug_watch mixed_events
+  tcp_source run_timed)
 
 require_build() {
   local f

@@ -56,6 +56,13 @@ mtp_device_json() {
   printf '{"driver": "usb-mtp", "bus": "xhci.0", "id": "mtp", "rootdir": "%s", "readonly": true, "desc": "usbnet-lab"}' "$MTP_DIR"
 }
 
+# USBNET_LAB_ICOUNT (e.g. shift=5,sleep=off): QEMU counts the guest's instructions and its clock
+# follows the count, not the host's time, so that a benchmark measures what the guest executes
+# whatever else the host runs meanwhile (a shared machine). Off by default.
+icount_args() {
+  [ -z "${USBNET_LAB_ICOUNT:-}" ] || echo "-icount $USBNET_LAB_ICOUNT"
+}
+
 stop_guest() {
   local pid
   if pid=$(qemu_pid); then
@@ -84,7 +91,7 @@ boot_guest() {
     qmp_port=$(free_port)
     : >"$RUN_DIR/console.log"
     # shellcheck disable=SC2046
-    if qemu-system-x86_64 -machine q35,i8042=off -accel tcg -m 1024 -smp 1 \
+    if qemu-system-x86_64 -machine q35,i8042=off -accel tcg -m 1024 -smp 1 $(icount_args) \
       -nodefaults -no-user-config -display none -no-reboot \
       -kernel "$KERNEL_IMAGE" -initrd "$LAB_DIR/initramfs.cpio" \
       -append "console=ttyS0 panic=-1 quiet lab.lifetime=$GUEST_LIFETIME" \

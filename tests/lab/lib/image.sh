@@ -12,9 +12,11 @@
 # Modules the guest loads at boot, dependencies are added: xHCI, e1000 for the network,
 # usb-storage and usbhid so that the devices have their usual kernel drivers (programs detach
 # them through libusb, as on a desktop). USB/IP's, for the benchmark's third column, are loaded
-# by the benchmark only (vhci-hcd adds 16 buses).
+# by the benchmark only (vhci-hcd adds 16 buses), and so is netem, the delays of its
+# latency-bound rows (iproute2's tc sets it up on the guest's loopback).
 GUEST_MODULES=(xhci-pci e1000 usb-storage usbhid hid-generic)
 GUEST_USBIP_MODULES=(usbip-host vhci-hcd)
+GUEST_NETEM_MODULES=(sch_netem)
 
 # Echoes the name of the kernel package linux-image-amd64 stands for (linux-image-6.1.0-NN-amd64).
 kernel_package() {
@@ -129,6 +131,7 @@ build_initramfs() {
   if ldd /bin/busybox >/dev/null 2>&1; then die "/bin/busybox is not static: install busybox-static"; fi
   install -m 755 "$LAB_SRC/guest/init" "$ROOT/init"
   install -m 755 "$LAB_SRC/guest/serve" "$LAB_SRC/guest/start-agent" "$LAB_SRC/guest/with-shim" \
+    "$LAB_SRC/guest/bench-run" \
     "$ROOT/lab/"
   printf 'root:x:0:0:root:/:/bin/sh\n' >"$ROOT/etc/passwd"
   printf 'root:x:0:\n' >"$ROOT/etc/group"
@@ -140,19 +143,30 @@ build_initramfs() {
   for m in "${GUEST_MODULES[@]}"; do add_module "$m"; done
   boot_count=${#MODULE_ORDER[@]}
   for m in "${GUEST_USBIP_MODULES[@]}"; do add_module "$m"; done
+  local usbip_count=${#MODULE_ORDER[@]}
+  for m in "${GUEST_NETEM_MODULES[@]}"; do add_module "$m"; done
   for m in "${MODULE_ORDER[@]}"; do
     case "$m" in *.ko) ;; *) die "module $m is compressed: the lab expects plain .ko files" ;; esac
     mkdir -p "$ROOT/lib/modules/$(dirname "$m")"
     cp "$MODULES_ROOT/$m" "$ROOT/lib/modules/$m"
   done
   printf '%s\n' "${MODULE_ORDER[@]:0:boot_count}" >"$ROOT/lab/modules"
-  printf '%s\n' "${MODULE_ORDER[@]:boot_count}" >"$ROOT/lab/modules-usbip"
+  printf '%s\n' "${MODULE_ORDER[@]:boot_count:usbip_count-boot_count}" >"$ROOT/lab/modules-usbip"
+  printf '%s\n' "${MODULE_ORDER[@]:usbip_count}" >"$ROOT/lab/modules-netem"
 
   copy_program "$UDEV_DIR/bin/udevadm" /bin/udevadm
   ln -s /bin/udevadm "$ROOT/lib/systemd/systemd-udevd"
   copy_program "$(command -v lsusb)" /usr/bin/lsusb
   copy_program /usr/sbin/usbip /usr/sbin/usbip
   copy_program /usr/sbin/usbipd /usr/sbin/usbipd
+  # iproute2's tc (busybox's knows no netem), at its own path: /bin/tc is busybox's.
+  copy_program /usr/sbin/tc /usr/sbin/tc
+  if [ "${USBNET_LAB_PROFILE:-0}" = 1 ]; then
+    # The benchmark's profile of one URB (lab bench with USBNET_LAB_PROFILE=1): perf, from
+    # Debian's linux-perf for the guest's kernel, and strace; the agent keeps its symbols.
+    copy_program "$(command -v perf)" /usr/bin/perf
+    copy_program "$(command -v strace)" /usr/bin/strace
+  fi
   # lsusb names vendors and classes from udev's hwdb: the guest gets the host's (or none, like
   # the host), so that the two sides print the same names.
   local hwdb
@@ -165,7 +179,7 @@ build_initramfs() {
   [ -f /usr/share/misc/usb.ids ] && mkdir -p "$ROOT/usr/share/hwdata" &&
     cp /usr/share/misc/usb.ids "$ROOT/usr/share/hwdata/usb.ids"
 
-  copy_program "$AGENT" /lab/bin/usbnet-agent strip
+  copy_program "$AGENT" /lab/bin/usbnet-agent "$([ "${USBNET_LAB_PROFILE:-0}" = 1 ] || echo strip)"
   copy_program "$BUILD_DIR/examples/list_devices" /lab/bin/list_devices strip
   local p
   for p in "${LAB_PROGRAM_NAMES[@]}"; do copy_program "$PROGRAMS/$p" "/lab/bin/$p" strip; done
@@ -179,7 +193,7 @@ build_initramfs() {
 # together (/lab/with-shim), and what LD_PRELOAD gets there: $PRELOAD with the shim's path
 # replaced (a sanitized build preloads the sanitizer runtimes first; they go to the same paths).
 copy_shim() {
-  copy_program "$SHIM" /lab/lib/libusbnet.so strip
+  copy_program "$SHIM" /lab/lib/libusbnet.so "$([ "${USBNET_LAB_PROFILE:-0}" = 1 ] || echo strip)"
   local entry entries preload=()
   IFS=: read -ra entries <<<"$PRELOAD"
   for entry in "${entries[@]}"; do

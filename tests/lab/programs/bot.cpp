@@ -35,6 +35,30 @@ std::vector<std::uint8_t> rw10(std::uint8_t opcode, std::uint32_t lba, std::uint
 
 }  // namespace
 
+std::uint32_t BulkOnly::wrap(const std::vector<std::uint8_t>& cdb, std::uint32_t length, bool in,
+                             unsigned char* cbw) {
+  std::memset(cbw, 0, 31);
+  const std::uint32_t tag = tag_++;
+  put_le32(cbw, kCbwSignature);
+  put_le32(cbw + 4, tag);
+  put_le32(cbw + 8, length);
+  cbw[12] = in ? 0x80 : 0x00;
+  cbw[13] = 0;  // LUN
+  cbw[14] = static_cast<unsigned char>(cdb.size());
+  std::memcpy(cbw + 15, cdb.data(), cdb.size());
+  return tag;
+}
+
+bool BulkOnly::unwrap(const unsigned char* csw, int length, std::uint32_t tag, int& status) {
+  if (length != 13 || get_le32(csw) != kCswSignature || get_le32(csw + 4) != tag) return false;
+  status = csw[12];
+  return true;
+}
+
+std::vector<std::uint8_t> BulkOnly::read10_cdb(std::uint32_t lba, std::uint16_t blocks) {
+  return rw10(0x28, lba, blocks);
+}
+
 int BulkOnly::transfer(std::uint8_t endpoint, unsigned char* data, int length, int* done,
                        int timeout) {
   int r = libusb_bulk_transfer(usb_.handle.get(), endpoint, data, length, done, timeout);
@@ -47,15 +71,8 @@ int BulkOnly::transfer(std::uint8_t endpoint, unsigned char* data, int length, i
 
 int BulkOnly::command(const std::vector<std::uint8_t>& cdb, unsigned char* data,
                       std::uint32_t length, bool in) {
-  unsigned char cbw[31] = {};
-  const std::uint32_t tag = tag_++;
-  put_le32(cbw, kCbwSignature);
-  put_le32(cbw + 4, tag);
-  put_le32(cbw + 8, length);
-  cbw[12] = in ? 0x80 : 0x00;
-  cbw[13] = 0;  // LUN
-  cbw[14] = static_cast<unsigned char>(cdb.size());
-  std::memcpy(cbw + 15, cdb.data(), cdb.size());
+  unsigned char cbw[31];
+  const std::uint32_t tag = wrap(cdb, length, in, cbw);
   int done = 0;
   if (int r = transfer(usb_.bulk_out, cbw, sizeof cbw, &done, kTimeoutMs); r != 0) {
     error_ = std::string("CBW: ") + libusb_error_name(r);
@@ -76,12 +93,13 @@ int BulkOnly::command(const std::vector<std::uint8_t>& cdb, unsigned char* data,
     error_ = std::string("CSW: ") + libusb_error_name(r);
     return r;
   }
-  if (done != 13 || get_le32(csw) != kCswSignature || get_le32(csw + 4) != tag) {
+  int status = 0;
+  if (!unwrap(csw, done, tag, status)) {
     error_ = "CSW: not a valid status wrapper for this command";
     return LIBUSB_ERROR_IO;
   }
-  if (csw[12] != 0) error_ = "CSW status " + std::to_string(csw[12]);
-  return csw[12];
+  if (status != 0) error_ = "CSW status " + std::to_string(status);
+  return status;
 }
 
 void BulkOnly::reset_recovery() {
@@ -128,7 +146,7 @@ void BulkOnly::read_capacity(std::uint32_t& blocks, std::uint32_t& block_size) {
 
 void BulkOnly::read10(std::uint32_t lba, std::uint16_t blocks, std::uint32_t block_size,
                       unsigned char* into) {
-  require(command(rw10(0x28, lba, blocks), into, blocks * block_size, true), "READ(10)");
+  require(command(read10_cdb(lba, blocks), into, blocks * block_size, true), "READ(10)");
 }
 
 void BulkOnly::write10(std::uint32_t lba, std::uint16_t blocks, std::uint32_t block_size,

@@ -35,6 +35,15 @@ class BulkOnly {
   void write10(std::uint32_t lba, std::uint16_t blocks, std::uint32_t block_size,
                const unsigned char* from);
 
+  // The wrappers command() uses, for a program that runs a command's stages itself (all in
+  // flight at once, through libusb's asynchronous API): the 31-byte CBW of `cdb` with a fresh
+  // tag (returned), and whether `csw` is the 13-byte status wrapper of `tag` (with its status).
+  std::uint32_t wrap(const std::vector<std::uint8_t>& cdb, std::uint32_t length, bool in,
+                     unsigned char* cbw);
+  static bool unwrap(const unsigned char* csw, int length, std::uint32_t tag, int& status);
+  static std::vector<std::uint8_t> read10_cdb(std::uint32_t lba, std::uint16_t blocks);
+  Interface& interface() { return usb_; }
+
  private:
   int transfer(std::uint8_t endpoint, unsigned char* data, int length, int* done, int timeout);
   void require(int status, const char* what);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <libusb.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -119,5 +120,26 @@ inline Interface open_interface(libusb_context* ctx, std::uint16_t vid, std::uin
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// The CPU time this process (all its threads) has used so far, user and system, in seconds:
+// the lab's benchmark charges it to the path the program measured.
+struct CpuTime {
+  double user = 0, system = 0;
+
+  static CpuTime now() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    const auto seconds = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    return {seconds(u.ru_utime), seconds(u.ru_stime)};
+  }
+  // "cpu: user U s, system S s" for the time since `start`.
+  static void print_since(const CpuTime& start) {
+    const CpuTime end = now();
+    std::printf("cpu: user %.3f s, system %.3f s\n", end.user - start.user,
+                end.system - start.system);
+  }
+};
 
 }  // namespace lab
