@@ -67,7 +67,9 @@ inline std::uint32_t crc32(const unsigned char* data, std::size_t n, std::uint32
   return ~crc;
 }
 
-// The simulated loopback device's stream pattern: byte n is n % 251.
+// The simulated loopback device's stream pattern: byte n is n % 251. (The project writes it, with
+// the device's IDs, in src/common/loopback_device.h; the examples repeat it here so that they
+// stay standalone libusb programs that include nothing of usbnet.)
 inline void fill_pattern(unsigned char* data, std::size_t n, std::uint64_t offset) {
   for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<unsigned char>((offset + i) % 251);
 }

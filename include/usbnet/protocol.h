@@ -95,7 +95,7 @@ enum class MessageType : std::uint16_t {
   UrbCancel = 0x0033,
 };
 
-// The seed's urb_type.
+// urb_type: the kind of transfer a URB is.
 enum class UrbType : std::uint8_t { Control = 0, Bulk = 1, Interrupt = 2, Iso = 3 };
 
 // Completion status of a URB and of each isochronous packet; the values are libusb's
@@ -256,7 +256,7 @@ static_assert(sizeof(SetConfigurationBody) == 8 && sizeof(InterfaceBody) == 5);
 static_assert(sizeof(SetAltSettingBody) == 6 && sizeof(ClearHaltBody) == 5);
 static_assert(sizeof(KernelDriverBody) == 6);
 
-// URB_SUBMIT: the seed's header fields in the seed's order (magic and trans_id are in
+// URB_SUBMIT: the URB header's fields, from urb_type to setup (magic and trans_id are in
 // MessageHeader), then what the agent needs; then iso_packets le32 packet lengths, then the first
 // piece of OUT data (the rest follows in URB_DATA frames).
 struct UrbSubmitBody {

@@ -52,8 +52,10 @@
 #include "bench/raw_tcp.h"
 #include "bench/rows.h"
 #include "bench/usb_measure.h"
+#include "common/loopback_device.h"
 
 namespace fs = std::filesystem;
+namespace loopback_device = usbnet::loopback_device;
 using namespace usbnet::bench;
 using std::chrono::milliseconds;
 
@@ -90,7 +92,8 @@ void print_column_heads() {
 int worker() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 1;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) {
     std::fprintf(stderr, "usbnet-bench: the loopback device is not reachable\n");
     return 1;
@@ -259,7 +262,7 @@ int driver(const char* self, const Options& o) {
   }
   std::map<std::string, std::string> env{{"LD_PRELOAD", shim.string()},
                                          {"USBNET_AGENT", "127.0.0.1:" + port},
-                                         {"USBNET_DEVICES", "1209:0001"}};
+                                         {"USBNET_DEVICES", loopback_device::kVidPid}};
   if (!o.piece_size.empty()) env["USBNET_PIECE_SIZE"] = o.piece_size;
   Child worker_process = spawn({self, "--worker"}, env);
   const auto stop_worker = [&] {

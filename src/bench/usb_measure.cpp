@@ -1,5 +1,6 @@
 #include "bench/usb_measure.h"
 #include "bench/warm_up.h"
+#include "common/loopback_device.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -11,9 +12,10 @@ namespace usbnet::bench {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-constexpr std::uint8_t kVendorOut = 0x40, kVendorIn = 0xc0, kWriteBuffer = 0x01, kReadBuffer = 0x02,
-                       kSinkStats = 0x05, kResetStreams = 0x06;
-constexpr std::uint8_t kSource = 0x82, kSink = 0x02;
+using loopback_device::kPatternPeriod, loopback_device::kReadBuffer, loopback_device::kResetStreams,
+    loopback_device::kSinkStats, loopback_device::kWriteBuffer;
+constexpr std::uint8_t kVendorOut = 0x40, kVendorIn = 0xc0;
+constexpr std::uint8_t kSource = loopback_device::kSourceIn, kSink = loopback_device::kSinkOut;
 
 void require(int r, const char* what) {
   if (r < 0) throw std::runtime_error(std::string(what) + ": " + libusb_error_name(r));
@@ -57,14 +59,14 @@ struct Stream {
   std::size_t bytes = 0;
   int in_flight = 0;
   int errors = 0;
-  // OUT: the device's pattern (byte n of the stream is n % 251), one period longer than a
+  // OUT: the device's pattern (loopback_device::pattern_byte), one period longer than a
   // transfer, so that every transfer sends a slice of it that continues where the previous
   // one ended, without a copy; `offset` is where the next transfer starts in the stream.
   std::vector<unsigned char> pattern;
   std::uint64_t offset = 0;
 
   unsigned char* next_out(std::size_t size) {
-    unsigned char* data = pattern.data() + offset % 251;
+    unsigned char* data = pattern.data() + offset % kPatternPeriod;
     offset += size;
     return data;
   }
@@ -105,9 +107,9 @@ double async_bulk(libusb_context* ctx, libusb_device_handle* h, bool in, std::si
     // The sink checks every byte against its pattern; it starts afresh.
     require(libusb_control_transfer(h, kVendorOut, kResetStreams, 0, 0, nullptr, 0, 1000),
             "RESET_STREAMS");
-    stream.pattern.resize(size + 251);
+    stream.pattern.resize(size + kPatternPeriod);
     for (std::size_t i = 0; i < stream.pattern.size(); ++i) {
-      stream.pattern[i] = static_cast<unsigned char>(i % 251);
+      stream.pattern[i] = loopback_device::pattern_byte(i);
     }
   }
   std::vector<libusb_transfer*> transfers;

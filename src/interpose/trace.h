@@ -1,5 +1,5 @@
-// USBNET_TRACE: one line per remote transfer, written when it completes (the seed's log of
-// every trans_id with its timestamp, latency and result).
+// USBNET_TRACE: one line per remote transfer, written when it completes (a log of every
+// trans_id with its timestamp, latency and result).
 #pragma once
 
 #include <libusb.h>

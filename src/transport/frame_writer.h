@@ -26,8 +26,8 @@
 #include "transport/byte_channel.h"
 #include "transport/framed_stream.h"
 #include "transport/now_ns.h"
+#include "usbnet/frame_head.h"
 #include "usbnet/pieces.h"
-#include "wire/frame_head.h"
 
 namespace usbnet::transport {
 

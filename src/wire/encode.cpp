@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "byte_io.h"
-#include "frame_head.h"
+#include "usbnet/frame_head.h"
 #include "usbnet/messages.h"
 
 namespace usbnet::wire {

@@ -49,7 +49,7 @@ const char* name_of(Phase p) {
     WireClient c(port);
     if (phase != Phase::Connected) {
       c.handshake();
-      const std::uint32_t device = device_with_product(c, 0x0001);
+      const std::uint32_t device = device_with_product(c, loopback_device::kProductId);
       if (phase != Phase::Hello) {
         const std::uint32_t h = c.request(wire::Open{0, device}).value();
         if (phase != Phase::Opened) {
@@ -97,7 +97,7 @@ std::size_t open_descriptors(pid_t pid) {
 std::chrono::milliseconds claim_when_free(WireClient& c, std::uint32_t& handle) {
   const auto start = std::chrono::steady_clock::now();
   c.handshake();
-  handle = c.request(wire::Open{0, device_with_product(c, 0x0001)}).value();
+  handle = c.request(wire::Open{0, device_with_product(c, loopback_device::kProductId)}).value();
   while (!c.request(wire::ClaimInterface{0, handle, 0}) &&
          std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -179,7 +179,8 @@ TEST_CASE("a link that stalls past the dead-peer time is dropped and its claim r
   WireClient stalled(proxy.port());
   stalled.handshake(300);  // it says it sends a frame every 300 ms: dead after 900 ms of silence
   const std::uint32_t h =
-      stalled.request(wire::Open{0, device_with_product(stalled, 0x0001)}).value();
+      stalled.request(wire::Open{0, device_with_product(stalled, loopback_device::kProductId)})
+          .value();
   REQUIRE(stalled.request(wire::ClaimInterface{0, h, 0}));
   const std::uint32_t waiting = send_urb(stalled, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   proxy.pause();
@@ -199,7 +200,8 @@ TEST_CASE("a cut link releases the client's claim and cancels its URBs") {
   LinkProxy proxy(agent.port());
   WireClient cut(proxy.port());
   cut.handshake();
-  const std::uint32_t h = cut.request(wire::Open{0, device_with_product(cut, 0x0001)}).value();
+  const std::uint32_t h =
+      cut.request(wire::Open{0, device_with_product(cut, loopback_device::kProductId)}).value();
   REQUIRE(cut.request(wire::ClaimInterface{0, h, 0}));
   for (int i = 0; i < 16; ++i) send_urb(cut, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   REQUIRE(run_urb(cut, transfer(UrbType::Bulk, h, 0x82, 512)));

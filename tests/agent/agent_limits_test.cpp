@@ -68,7 +68,7 @@ TEST_CASE("a client that floods large IN URBs and never reads is throttled, not 
                       "--max-send-queue", "8388608"});
   WireClient flooder(agent.port());
   flooder.handshake(60000);  // announces a long heartbeat: it is not dropped as silent
-  const std::uint32_t device = device_with_product(flooder, 0x0001);
+  const std::uint32_t device = device_with_product(flooder, loopback_device::kProductId);
   const std::uint32_t h = flooder.request(wire::Open{0, device}).value();
   REQUIRE(flooder.request(wire::ClaimInterface{0, h, 0}));
   const std::size_t before = rss_kib(agent.process().pid());
@@ -105,7 +105,7 @@ TEST_CASE("URBs past the client's limits are refused with ERROR and one log line
       {"--simulate", "loopback,loopback3", "--max-urbs", "64", "--max-urb-memory", "1048576"});
   WireClient c(agent.port());
   c.handshake();
-  const std::uint32_t device = device_with_product(c, 0x0001);
+  const std::uint32_t device = device_with_product(c, loopback_device::kProductId);
   const std::uint32_t h = c.request(wire::Open{0, device}).value();
   REQUIRE(c.request(wire::ClaimInterface{0, h, 0}));
   // IN URBs on 0x81 wait for data that never comes: they stay unanswered.
@@ -140,7 +140,7 @@ TEST_CASE("a client that floods URBs that never complete costs bounded memory an
   AgentProcess agent({"--simulate", "loopback,loopback3", "--max-send-queue", "4194304"});
   WireClient flooder(agent.port());
   flooder.handshake(60000);
-  const std::uint32_t device = device_with_product(flooder, 0x0001);
+  const std::uint32_t device = device_with_product(flooder, loopback_device::kProductId);
   const std::uint32_t h = flooder.request(wire::Open{0, device}).value();
   REQUIRE(flooder.request(wire::ClaimInterface{0, h, 0}));
   const std::size_t before = rss_kib(agent.process().pid());
@@ -289,7 +289,8 @@ TEST_CASE("a frame larger than a HELLO before the HELLO closes the connection") 
   // After HELLO the protocol's 2 MiB cap applies: a 1 MiB OUT payload in one frame is fine.
   WireClient d(agent.port());
   d.handshake();
-  const std::uint32_t h = d.request(wire::Open{0, device_with_product(d, 0x0001)}).value();
+  const std::uint32_t h =
+      d.request(wire::Open{0, device_with_product(d, loopback_device::kProductId)}).value();
   REQUIRE(d.request(wire::ClaimInterface{0, h, 0}));
   const wire::Bytes data = pattern(1u << 20);
   auto out = wait_complete(d, send_urb(d, transfer(UrbType::Bulk, h, 0x02, 1u << 20), data,

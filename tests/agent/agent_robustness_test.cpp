@@ -48,7 +48,7 @@ TEST_CASE("malformed frames close only their own connection") {
   AgentProcess agent;
   WireClient bystander(agent.port());
   bystander.handshake();
-  const std::uint32_t h = open_claimed(bystander, 0x0001);
+  const std::uint32_t h = open_claimed(bystander, loopback_device::kProductId);
   REQUIRE(h);
 
   expect_rejected(agent, frame_of({'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P'}), "bad magic",
@@ -148,7 +148,7 @@ TEST_CASE("SIGTERM and SIGINT shut the agent down cleanly, cancelling transfers"
     AgentProcess agent;
     WireClient c(agent.port());
     c.handshake();
-    const std::uint32_t h = open_claimed(c, 0x0001);
+    const std::uint32_t h = open_claimed(c, loopback_device::kProductId);
     const std::uint32_t waiting = send_urb(c, transfer(wire::UrbType::Bulk, h, 0x81, 512, 0));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     ::kill(agent.process().pid(), signal);

@@ -69,7 +69,7 @@ TEST_CASE("the device list carries every simulated device with its raw descripto
     CHECK(d.port_numbers.size() == 1);
     CHECK(d.active_config == 1);
     CHECK(d.device_descriptor[0] == 18);
-    CHECK((d.device_descriptor[8] | d.device_descriptor[9] << 8) == 0x1209);
+    CHECK((d.device_descriptor[8] | d.device_descriptor[9] << 8) == loopback_device::kVendorId);
     products.insert(
         static_cast<std::uint16_t>(d.device_descriptor[10] | d.device_descriptor[11] << 8));
     REQUIRE(d.configs.size() == 1);
@@ -229,7 +229,7 @@ TEST_CASE("a client that vanishes mid-transfer releases everything and others go
   {
     WireClient doomed(agent.port());
     doomed.handshake();
-    const std::uint32_t h = open_claimed(doomed, 0x0001);
+    const std::uint32_t h = open_claimed(doomed, loopback_device::kProductId);
     REQUIRE(h != 0);
     // A bulk IN on the empty loopback queue: it waits, with no timeout.
     send_urb(doomed, transfer(wire::UrbType::Bulk, h, 0x81, 512, 0));
@@ -240,7 +240,7 @@ TEST_CASE("a client that vanishes mid-transfer releases everything and others go
       agent.process().wait_for_output("releasing what the client held", std::chrono::seconds(5)));
   WireClient survivor(agent.port());
   survivor.handshake();
-  const std::uint32_t h = open_claimed(survivor, 0x0001);
+  const std::uint32_t h = open_claimed(survivor, loopback_device::kProductId);
   REQUIRE(h != 0);  // the interface is free again
   const wire::Bytes data = pattern(700);
   auto out = run_urb(survivor, transfer(wire::UrbType::Bulk, h, 0x01, 700), data);

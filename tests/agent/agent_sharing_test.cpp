@@ -36,7 +36,7 @@ struct TwoClients {
   TwoClients() {
     a.handshake();
     b.handshake();
-    device = device_with_product(a, 0x0001);
+    device = device_with_product(a, loopback_device::kProductId);
     REQUIRE(device != 0);
     ha = a.request(wire::Open{0, device}).value();
     hb = b.request(wire::Open{0, device}).value();
@@ -159,7 +159,7 @@ TEST_CASE("two handles of one connection share the device like two clients") {
   AgentProcess agent{{"--no-usb", "--simulate", "loopback"}};
   WireClient c(agent.port());
   c.handshake();
-  const std::uint32_t device = device_with_product(c, 0x0001);
+  const std::uint32_t device = device_with_product(c, loopback_device::kProductId);
   const std::uint32_t h1 = c.request(wire::Open{0, device}).value();
   const std::uint32_t h2 = c.request(wire::Open{0, device}).value();
   REQUIRE(c.request(wire::ClaimInterface{0, h1, 0}));
@@ -175,10 +175,11 @@ TEST_CASE("two handles of one connection share the device like two clients") {
 
 TEST_CASE("an unmodified bulk_loopback keeps its stream while another client attacks it") {
   AgentProcess agent{{"--no-usb", "--simulate", "loopback"}};
-  Process victim({Programs::example("bulk_loopback"), "1209:0001", "3000"}, shim_env(agent));
+  Process victim({Programs::example("bulk_loopback"), loopback_device::kVidPid, "3000"},
+                 shim_env(agent));
   WireClient b(agent.port());
   b.handshake();
-  const std::uint32_t device = device_with_product(b, 0x0001);
+  const std::uint32_t device = device_with_product(b, loopback_device::kProductId);
   const std::uint32_t hb = b.request(wire::Open{0, device}).value();
   // Waits until the program holds interface 0 (a kernel-driver query is BUSY then): attacking
   // before would be the first to claim, which is allowed.

@@ -25,7 +25,7 @@ constexpr std::uint8_t kStandardIn = 0x80, kVendorOut = 0x40, kVendorIn = 0xc0;
 }  // namespace
 
 TEST_CASE_METHOD(Fixture, "standard requests: descriptors, status, configuration") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   REQUIRE(h);
   auto device = run_urb(client, control(h, kStandardIn, 0x06, 0x0100, 0, 18));
   REQUIRE(device);
@@ -58,7 +58,7 @@ TEST_CASE_METHOD(Fixture, "standard requests: descriptors, status, configuration
 }
 
 TEST_CASE_METHOD(Fixture, "vendor requests: buffer round trip, STALL, recovery") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   const wire::Bytes data = pattern(3000, 17);
   auto write = run_urb(client, control(h, kVendorOut, 0x01, 0, 0, 3000), data);
   REQUIRE(write);
@@ -77,7 +77,7 @@ TEST_CASE_METHOD(Fixture, "vendor requests: buffer round trip, STALL, recovery")
 }
 
 TEST_CASE_METHOD(Fixture, "a halted endpoint stalls until CLEAR_HALT") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   auto halt = run_urb(client, control(h, 0x02, 0x03, 0, 0x82, 0));  // SET_FEATURE(ENDPOINT_HALT)
   REQUIRE(halt);
   CHECK(halt->status == UrbStatus::Completed);
@@ -95,7 +95,7 @@ TEST_CASE_METHOD(Fixture, "a halted endpoint stalls until CLEAR_HALT") {
 }
 
 TEST_CASE_METHOD(Fixture, "bulk loopback follows USB's packet rules") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   SECTION("a short message ends the transfer early") {
     REQUIRE(run_urb(client, transfer(UrbType::Bulk, h, 0x01, 100), pattern(100)));
     auto in = run_urb(client, transfer(UrbType::Bulk, h, 0x81, 4096));
@@ -130,7 +130,7 @@ TEST_CASE_METHOD(Fixture, "bulk loopback follows USB's packet rules") {
 }
 
 TEST_CASE_METHOD(Fixture, "payloads of megabytes travel in pieces, both ways, intact") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   const wire::Bytes big = pattern(3 * 1024 * 1024 + 123, 5);
   auto out = run_urb(client,
                      transfer(UrbType::Bulk, h, 0x01, static_cast<std::uint32_t>(big.size())), big);
@@ -148,7 +148,7 @@ TEST_CASE_METHOD(Fixture, "payloads of megabytes travel in pieces, both ways, in
 }
 
 TEST_CASE_METHOD(Fixture, "a slow request times out with TIMED_OUT at the agent") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   const auto start = std::chrono::steady_clock::now();
   auto slow = run_urb(client, control(h, kVendorIn, 0x04, 2000, 0, 4, 150));
   REQUIRE(slow);
@@ -161,7 +161,7 @@ TEST_CASE_METHOD(Fixture, "a slow request times out with TIMED_OUT at the agent"
 }
 
 TEST_CASE_METHOD(Fixture, "URB_CANCEL ends a waiting transfer with CANCELLED") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   const std::uint32_t waiting = send_urb(client, transfer(UrbType::Bulk, h, 0x81, 512, 0));
   client.send(wire::UrbCancel{waiting});
   auto done = wait_complete(client, waiting);
@@ -173,7 +173,7 @@ TEST_CASE_METHOD(Fixture, "URB_CANCEL ends a waiting transfer with CANCELLED") {
 }
 
 TEST_CASE_METHOD(Fixture, "transfers on one endpoint complete in order, other endpoints go on") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   // Three reads wait on the empty loopback queue; the source endpoint is not held up by them.
   std::vector<std::uint32_t> reads;
   for (int i = 0; i < 3; ++i)
@@ -256,7 +256,7 @@ TEST_CASE_METHOD(Fixture, "a URB for an endpoint the setting does not have fails
 
 TEST_CASE_METHOD(Fixture,
                  "a device that leaves ends its transfers with NO_DEVICE, then comes back") {
-  const std::uint32_t h = open_claimed(client, 0x0001);
+  const std::uint32_t h = open_claimed(client, loopback_device::kProductId);
   const auto before = client.list();
   REQUIRE(before.size() == 4);  // the root hub, then the loopback, mouse and audio devices
   const std::uint32_t hub_id = before[0].device_id;

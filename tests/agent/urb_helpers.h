@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "common/loopback_device.h"
 #include "support/wire_client.h"
 
 namespace usbnet::test {
@@ -79,10 +80,12 @@ inline std::optional<Completion> run_urb(WireClient& c, const wire::UrbSubmit& u
   return wait_complete(c, send_urb(c, u, data));
 }
 
-// Opens the first device with this product id (vendor 1209), claims interface 0.
+// Opens the first device with this product id (the simulated devices' vendor), claims
+// interface 0.
 inline std::uint32_t open_claimed(WireClient& c, std::uint16_t product) {
   for (const auto& d : c.list()) {
-    if ((d.device_descriptor[8] | d.device_descriptor[9] << 8) != 0x1209) continue;
+    if ((d.device_descriptor[8] | d.device_descriptor[9] << 8) != loopback_device::kVendorId)
+      continue;
     if ((d.device_descriptor[10] | d.device_descriptor[11] << 8) != product) continue;
     auto handle = c.request(wire::Open{0, d.device_id});
     if (!handle) return 0;
@@ -111,7 +114,7 @@ inline std::size_t occurrences(const std::string& text, const std::string& what)
 
 inline wire::Bytes pattern(std::size_t n, std::uint64_t offset = 0) {
   wire::Bytes b(n);
-  for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>((offset + i) % 251);
+  for (std::size_t i = 0; i < n; ++i) b[i] = loopback_device::pattern_byte(offset + i);
   return b;
 }
 

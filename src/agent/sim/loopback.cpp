@@ -4,17 +4,17 @@
 #include <cstring>
 
 #include "agent/sim/devices.h"
+#include "common/loopback_device.h"
 
 namespace usbnet::agent::sim {
 
 namespace {
 
 using wire::UrbStatus;
+using namespace loopback_device;
 
 constexpr std::size_t kQueueLimit = 16u << 20;
 constexpr std::size_t kBufferSize = 4096;
-constexpr std::uint8_t kWriteBuffer = 0x01, kReadBuffer = 0x02, kAlwaysStall = 0x03, kDelay = 0x04,
-                       kSinkStats = 0x05, kResetStreams = 0x06, kDetach = 0x07;
 
 Bytes le64s(std::initializer_list<std::uint64_t> values) {
   Bytes out;
@@ -45,18 +45,18 @@ class LoopbackDevice final : public SimDevice {
     Transfer& t = *head.transfer;
     const auto size = static_cast<std::uint32_t>(t.buffer.size());
     switch (ep.address) {
-      case 0x01:
-      case 0x03: {
-        MessageQueue& q = ep.address == 0x01 ? bulk_ : interrupt_;
+      case kBulkOut:
+      case kInterruptOut: {
+        MessageQueue& q = ep.address == kBulkOut ? bulk_ : interrupt_;
         if (!q.messages.empty() && q.bytes + size > kQueueLimit) return;  // waits for readers
         q.messages.emplace_back(t.buffer.begin(), t.buffer.end());
         q.bytes += size;
         complete(ep, head, UrbStatus::Completed, size);
         return pump(static_cast<std::uint8_t>(ep.address | 0x80));
       }
-      case 0x81:
-      case 0x83: {
-        MessageQueue& q = ep.address == 0x81 ? bulk_ : interrupt_;
+      case kBulkIn:
+      case kInterruptIn: {
+        MessageQueue& q = ep.address == kBulkIn ? bulk_ : interrupt_;
         if (q.messages.empty()) return;  // waits for data
         Bytes& message = q.messages.front();
         UrbStatus status;
@@ -72,13 +72,13 @@ class LoopbackDevice final : public SimDevice {
         complete(ep, head, status, n);
         return pump(static_cast<std::uint8_t>(ep.address & 0x7f));
       }
-      case 0x82:
+      case kSourceIn:
         // Straight from the pattern table when it holds the whole run: no copy.
         t.in_data = pattern_view(size, source_offset_);
         if (t.in_data.empty()) fill_pattern(t.buffer.data(), size, source_offset_);
         source_offset_ += size;
         return complete(ep, head, UrbStatus::Completed, size);
-      case 0x02:
+      case kSinkOut:
         sink_errors_ += count_pattern_errors(t.buffer.data(), size, sink_offset_);
         sink_offset_ += size;
         sink_bytes_ += size;
@@ -145,9 +145,12 @@ std::vector<EndpointSpec> loopback_endpoints(std::uint16_t bulk_packet, bool sup
   const Bytes bulk_companion = superspeed ? ss_endpoint_companion(15, 0, 0) : Bytes{};
   const Bytes int_companion = superspeed ? ss_endpoint_companion(0, 0, 64) : Bytes{};
   return {
-      {0x01, 0x02, bulk_packet, 0, bulk_companion}, {0x81, 0x02, bulk_packet, 0, bulk_companion},
-      {0x02, 0x02, bulk_packet, 0, bulk_companion}, {0x82, 0x02, bulk_packet, 0, bulk_companion},
-      {0x03, 0x03, 64, 1, int_companion},           {0x83, 0x03, 64, 1, int_companion},
+      {kBulkOut, 0x02, bulk_packet, 0, bulk_companion},
+      {kBulkIn, 0x02, bulk_packet, 0, bulk_companion},
+      {kSinkOut, 0x02, bulk_packet, 0, bulk_companion},
+      {kSourceIn, 0x02, bulk_packet, 0, bulk_companion},
+      {kInterruptOut, 0x03, 64, 1, int_companion},
+      {kInterruptIn, 0x03, 64, 1, int_companion},
   };
 }
 
@@ -162,7 +165,7 @@ std::shared_ptr<SimDevice> make_loopback(boost::asio::any_io_executor executor) 
   DeviceDescription d;
   d.name = "loopback";
   d.speed = 3;  // high
-  d.device = {0x0201, 0, 64, 0x1209, 0x0001, 0x0100, 1, 2, 3};
+  d.device = {0x0201, 0, 64, kVendorId, kProductId, 0x0100, 1, 2, 3};
   d.configs = {{1, 4, 0x80, 50, {{0, 0, 0xff, 0, 0, 5, {}, loopback_endpoints(512, false)}}}};
   d.strings = {"usbnet", "Loopback", "LB0001", "Loopback", "Loopback interface"};
   d.bos = bos_descriptor(
@@ -174,7 +177,7 @@ std::shared_ptr<SimDevice> make_loopback3(boost::asio::any_io_executor executor)
   DeviceDescription d;
   d.name = "loopback3";
   d.speed = 4;  // super
-  d.device = {0x0300, 0, 9, 0x1209, 0x0004, 0x0100, 1, 2, 3};
+  d.device = {0x0300, 0, 9, kVendorId, 0x0004, 0x0100, 1, 2, 3};
   d.configs = {{1, 4, 0x80, 12, {{0, 0, 0xff, 0, 0, 5, {}, loopback_endpoints(1024, true)}}}};
   d.strings = {"usbnet", "Loopback SuperSpeed", "LB0003", "Loopback", "Loopback interface"};
   d.bos = bos_descriptor({usb2_extension_capability(0x00000002),

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/loopback_device.h"
 
 namespace usbnet::agent::sim {
 
@@ -57,8 +58,8 @@ constexpr std::size_t kPatternRun = 1u << 20;
 // phase.
 const std::vector<std::uint8_t>& pattern_table() {
   static const std::vector<std::uint8_t> table = [] {
-    std::vector<std::uint8_t> t(251 + kPatternRun);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(i % 251);
+    std::vector<std::uint8_t> t(loopback_device::kPatternPeriod + kPatternRun);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = loopback_device::pattern_byte(i);
     return t;
   }();
   return table;
@@ -70,7 +71,7 @@ void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset) {
   const auto& table = pattern_table();
   while (n > 0) {
     const std::size_t chunk = std::min(n, kPatternRun);
-    std::memcpy(data, table.data() + offset % 251, chunk);
+    std::memcpy(data, table.data() + offset % loopback_device::kPatternPeriod, chunk);
     data += chunk;
     offset += chunk;
     n -= chunk;
@@ -79,7 +80,7 @@ void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset) {
 
 wire::ByteView pattern_view(std::size_t n, std::uint64_t offset) {
   if (n > kPatternRun) return {};
-  return wire::ByteView(pattern_table()).subspan(offset % 251, n);
+  return wire::ByteView(pattern_table()).subspan(offset % loopback_device::kPatternPeriod, n);
 }
 
 std::size_t count_pattern_errors(const std::uint8_t* data, std::size_t n, std::uint64_t offset) {
@@ -87,7 +88,7 @@ std::size_t count_pattern_errors(const std::uint8_t* data, std::size_t n, std::u
   std::size_t errors = 0;
   while (n > 0) {
     const std::size_t chunk = std::min(n, kPatternRun);
-    const std::uint8_t* expected = table.data() + offset % 251;
+    const std::uint8_t* expected = table.data() + offset % loopback_device::kPatternPeriod;
     if (std::memcmp(data, expected, chunk) != 0) {
       // Eight bytes at a time: each differing byte leaves a nonzero byte in the XOR.
       std::size_t i = 0;

@@ -176,7 +176,7 @@ class SimHandle final : public DeviceHandle {
   std::shared_ptr<SimDevice> device_;
 };
 
-// The loopback stream pattern (byte n is n % 251), fast.
+// The loopback stream pattern (common/loopback_device.h), fast.
 void fill_pattern(std::uint8_t* data, std::size_t n, std::uint64_t offset);
 // `n` bytes of the pattern from stream offset `offset`, from a table that lives as long as the
 // process (empty when `n` is longer than the table serves).

@@ -7,10 +7,15 @@
 #include <cstdio>
 #include <vector>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
   constexpr int kTransfers = 16;
   struct State {

@@ -14,6 +14,10 @@
 
 #include "checks.h"
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 using checks::check;
@@ -57,7 +61,8 @@ std::uint64_t le64(const unsigned char* p) {
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
   libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);  // RESET_STREAMS
 
@@ -140,7 +145,7 @@ int main() {
       [](libusb_transfer* t) {
         auto* c = static_cast<Chain*>(t->user_data);
         for (int i = 0; i < t->actual_length; ++i) {
-          if (t->buffer[i] != (c->offset + i) % 251) ++c->wrong;
+          if (t->buffer[i] != loopback_device::pattern_byte(c->offset + i)) ++c->wrong;
         }
         c->offset += static_cast<std::uint64_t>(t->actual_length);
         if (--c->left > 0) libusb_submit_transfer(t);
@@ -169,7 +174,7 @@ int main() {
   // transfers of whole packets, and those of empty transfers.
   libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);
   std::vector<unsigned char> pattern(3048);
-  for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<unsigned char>(i % 251);
+  for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = loopback_device::pattern_byte(i);
   struct Out {
     int offset, length, flags;
   };
@@ -200,7 +205,8 @@ int main() {
 
   // Isochronous OUT: every packet with its own length reaches the device, and comes back with
   // its own status and length.
-  libusb_device_handle* audio = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0003);
+  libusb_device_handle* audio =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, 0x0003);
   check(audio && libusb_claim_interface(audio, 0) == 0 &&
             libusb_set_interface_alt_setting(audio, 0, 1) == 0,
         "open the audio device, alternate setting 1");

@@ -33,12 +33,17 @@
 
 #include "checks.h"
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 using checks::check;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint16_t kVendor = 0x1209, kProduct = 0x0001;
+constexpr std::uint16_t kVendor = loopback_device::kVendorId,
+                        kProduct = loopback_device::kProductId;
 constexpr unsigned char kLoopOut = 0x01, kLoopIn = 0x81, kSourceIn = 0x82;
 constexpr int kSourceDepth = 4, kSourceLength = 16384, kEchoSlots = 3, kEchoBuffer = 16384;
 constexpr unsigned kTimeoutMs = 10000;
@@ -87,7 +92,8 @@ void LIBUSB_CALL on_source(libusb_transfer* t) {
     return bad(std::string("source transfer: ") + libusb_error_name(t->status));
   }
   for (int i = 0; i < kSourceLength; ++i) {
-    if (s->buffer[static_cast<std::size_t>(i)] != (source_offset + i) % 251) {
+    if (s->buffer[static_cast<std::size_t>(i)] !=
+        loopback_device::pattern_byte(source_offset + i)) {
       return bad("source byte " + std::to_string(source_offset + i) + " breaks the pattern");
     }
   }

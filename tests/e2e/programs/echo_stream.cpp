@@ -13,13 +13,18 @@
 #include <cstring>
 #include <string>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 int main(int argc, char** argv) {
   if (argc != 3) return 2;
   const int seconds = std::atoi(argv[1]);
   const unsigned timeout = static_cast<unsigned>(std::atoi(argv[2]));
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
   int sent = 0, echoed = 0, wrong = 0, failures = 0;
   bool lost = false;

@@ -12,6 +12,10 @@
 
 #include "checks.h"
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 using checks::check;
@@ -28,7 +32,8 @@ void LIBUSB_CALL set_shared_flag(libusb_transfer* t) {
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
 
   check(libusb_pollfds_handle_timeouts(ctx) == 1, "timeouts come through the descriptors");

@@ -7,6 +7,10 @@
 
 #include <cstdio>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 int read_status(libusb_device_handle* h) {
@@ -21,7 +25,7 @@ int count_remote(libusb_context* ctx) {
   for (ssize_t i = 0; i < n; ++i) {
     libusb_device_descriptor d{};
     libusb_get_device_descriptor(list[i], &d);
-    remote += d.idVendor == 0x1209;
+    remote += d.idVendor == loopback_device::kVendorId;
   }
   libusb_free_device_list(list, 1);
   return remote;
@@ -32,7 +36,8 @@ int count_remote(libusb_context* ctx) {
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h) return 101;
   if (read_status(h) != 2) return 102;
   const pid_t child = fork();
@@ -42,7 +47,8 @@ int main() {
     // ...but a context of its own connects afresh.
     libusb_context* mine = nullptr;
     if (libusb_init(&mine) != 0) _exit(10);
-    libusb_device_handle* own = libusb_open_device_with_vid_pid(mine, 0x1209, 0x0001);
+    libusb_device_handle* own = libusb_open_device_with_vid_pid(mine, loopback_device::kVendorId,
+                                                                loopback_device::kProductId);
     const int ok = own && read_status(own) == 2;
     std::printf("child: inherited context shows %d remote devices, own context %s\n", inherited,
                 ok ? "works" : "FAILED");

@@ -10,6 +10,10 @@
 
 #include "checks.h"
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 using checks::check;
@@ -59,22 +63,24 @@ int main() {
   libusb_hotplug_callback_handle all, filtered, single;
   check(libusb_hotplug_register_callback(
             ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
-            LIBUSB_HOTPLUG_ENUMERATE, 0x1209, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
-            &on_event, &seen, &all) == 0,
+            LIBUSB_HOTPLUG_ENUMERATE, loopback_device::kVendorId, LIBUSB_HOTPLUG_MATCH_ANY,
+            LIBUSB_HOTPLUG_MATCH_ANY, &on_event, &seen, &all) == 0,
         "register with ENUMERATE");
   check(seen.events.size() == 2,
         "ENUMERATE reported the two present devices: " + std::to_string(seen.events.size()));
   check(libusb_hotplug_get_user_data(ctx, all) == &seen, "user data");
   Seen only_mouse;
-  check(libusb_hotplug_register_callback(
-            ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED, LIBUSB_HOTPLUG_ENUMERATE, 0x1209, 0x0002,
-            LIBUSB_HOTPLUG_MATCH_ANY, &on_event, &only_mouse, &filtered) == 0 &&
+  check(libusb_hotplug_register_callback(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED,
+                                         LIBUSB_HOTPLUG_ENUMERATE, loopback_device::kVendorId,
+                                         0x0002, LIBUSB_HOTPLUG_MATCH_ANY, &on_event, &only_mouse,
+                                         &filtered) == 0 &&
             only_mouse.events == std::vector<std::string>{"arrived 1209:0002"},
         "a product filter");
   int fired = 0;
   check(libusb_hotplug_register_callback(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED,
-                                         LIBUSB_HOTPLUG_ENUMERATE, 0x1209, LIBUSB_HOTPLUG_MATCH_ANY,
-                                         LIBUSB_HOTPLUG_MATCH_ANY, &once, &fired, &single) == 0 &&
+                                         LIBUSB_HOTPLUG_ENUMERATE, loopback_device::kVendorId,
+                                         LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, &once,
+                                         &fired, &single) == 0 &&
             fired == 1,
         "a callback that returns 1 runs once");
   check(libusb_hotplug_register_callback(ctx, 0, 0, -1, -1, -1, &on_event, nullptr, nullptr) ==
@@ -86,7 +92,8 @@ int main() {
       "a vendor id out of range is invalid");
 
   // The loopback device leaves for 400 ms (its DETACH request), with a read waiting on it.
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   check(h && libusb_claim_interface(h, 0) == 0, "open the loopback device");
   unsigned char buffer[512];
   int status = -1;

@@ -13,6 +13,10 @@
 
 #include "checks.h"
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 using checks::check;
@@ -24,7 +28,7 @@ libusb_device* find(libusb_device** list, std::uint16_t pid) {
   for (libusb_device** d = list; *d; ++d) {
     libusb_device_descriptor desc{};
     libusb_get_device_descriptor(*d, &desc);
-    if (desc.idVendor == 0x1209 && desc.idProduct == pid) return *d;
+    if (desc.idVendor == loopback_device::kVendorId && desc.idProduct == pid) return *d;
   }
   return nullptr;
 }
@@ -124,7 +128,8 @@ void loopback(libusb_context* ctx, libusb_device_handle* h) {
   check(errno == EAGAIN,
         std::string("errno after the stall, as libusb leaves it: ") + std::strerror(errno));
   r = libusb_control_transfer(h, 0xc0, 0x04, 0, 0, buffer, 300, 1000);
-  check(r == 300 && buffer[0] == 0 && buffer[299] == 299 % 251, "delayed IN with data");
+  check(r == 300 && buffer[0] == 0 && buffer[299] == loopback_device::pattern_byte(299),
+        "delayed IN with data");
   r = libusb_control_transfer(h, 0x80, LIBUSB_REQUEST_GET_DESCRIPTOR, 0x0100, 0, buffer, 64, 1000);
   check(r == 18, "short descriptor read returns 18");
 
@@ -211,7 +216,8 @@ int main() {
     return 100;
   }
   device_properties(lb);
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   check(h != nullptr, "open by VID:PID");
   check(h && libusb_get_device(h) == lb, "the handle's device is the listed one");
   if (h) {

@@ -11,6 +11,10 @@
 #include <cstring>
 #include <vector>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 std::vector<pollfd> fds;
@@ -65,7 +69,8 @@ int main() {
   const libusb_pollfd** initial = libusb_get_pollfds(ctx);
   for (const libusb_pollfd** p = initial; p && *p; ++p) fds.push_back({(*p)->fd, (*p)->events, 0});
   libusb_free_pollfds(initial);
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
   // Connecting to the agent gave the program a new descriptor to poll, or it was there already.
   const libusb_pollfd** now = libusb_get_pollfds(ctx);

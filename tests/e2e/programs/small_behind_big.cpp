@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 std::vector<std::string> finished;
 void LIBUSB_CALL note(libusb_transfer* t) {
@@ -17,8 +21,10 @@ void LIBUSB_CALL note(libusb_transfer* t) {
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* loopback = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
-  libusb_device_handle* mouse = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0002);
+  libusb_device_handle* loopback =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
+  libusb_device_handle* mouse =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, 0x0002);
   if (!loopback || !mouse || libusb_claim_interface(loopback, 0) != 0 ||
       libusb_claim_interface(mouse, 0) != 0) {
     return 101;

@@ -9,6 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 namespace {
 
 std::atomic<int> failures{0};
@@ -19,7 +23,7 @@ void fail(const char* what, int r) {
 }
 
 void pattern(unsigned char* p, std::size_t n, std::uint64_t offset) {
-  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>((offset + i) % 251);
+  for (std::size_t i = 0; i < n; ++i) p[i] = loopback_device::pattern_byte(offset + i);
 }
 
 }  // namespace
@@ -27,7 +31,8 @@ void pattern(unsigned char* p, std::size_t n, std::uint64_t offset) {
 int main() {
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h || libusb_claim_interface(h, 0) != 0) return 101;
   libusb_control_transfer(h, 0x40, 0x06, 0, 0, nullptr, 0, 1000);  // RESET_STREAMS
   constexpr int kRounds = 200;

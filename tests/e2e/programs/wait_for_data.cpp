@@ -6,11 +6,16 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/loopback_device.h"
+
+namespace loopback_device = usbnet::loopback_device;
+
 int main(int argc, char** argv) {
   const unsigned timeout = argc > 1 ? static_cast<unsigned>(std::atoi(argv[1])) : 0;
   libusb_context* ctx = nullptr;
   if (libusb_init(&ctx) != 0) return 100;
-  libusb_device_handle* h = libusb_open_device_with_vid_pid(ctx, 0x1209, 0x0001);
+  libusb_device_handle* h =
+      libusb_open_device_with_vid_pid(ctx, loopback_device::kVendorId, loopback_device::kProductId);
   if (!h) {
     std::printf("no device\n");
     return 101;

@@ -1,5 +1,5 @@
-// Frame heads kept inline: encoding a URB or a reply costs no allocation. Internal to usbnet
-// (the public encode_frame() returns the head as a std::vector).
+// Frame heads kept inline: encode_frame_head() is encode_frame() without an allocation for the
+// head, for writers that send many small frames (usbnet's transport sends every frame this way).
 #pragma once
 
 #include <algorithm>
