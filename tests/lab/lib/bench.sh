@@ -126,9 +126,20 @@ usbip_attach() {
     stick=\$(local_device $BENCH_STORAGE_ID '') || { echo 'no stick to export'; exit 1; }
     mouse=\$(local_device 0627:0001 '$BENCH_MOUSE_PRODUCT') || { echo 'no mouse to export'; exit 1; }
     echo \"\$stick \$mouse\" >/tmp/usbip-exported
+    # usbip attach reads every vhci port's device from sysfs first: while the device attached
+    # just before is still enumerating, that fails ('open vhci_driver') and attaches nothing,
+    # so it is tried again.
+    attach() {
+      for _ in \$(seq 40); do
+        usbip attach -r 127.0.0.1 -b \$1 2>/tmp/usbip-attach.err && return 0
+        sleep 0.25
+      done
+      cat /tmp/usbip-attach.err
+      return 1
+    }
     for busid in \$stick \$mouse; do
       usbip bind -b \$busid
-      usbip attach -r 127.0.0.1 -b \$busid
+      attach \$busid
     done
     for _ in \$(seq 200); do
       if s=\$(attached_bus $BENCH_STORAGE_ID '') && m=\$(attached_bus 0627:0001 '$BENCH_MOUSE_PRODUCT'); then
