@@ -11,10 +11,12 @@
 #include <memory>
 #include <vector>
 
+#include "agent/agent_security.h"
 #include "agent/backends.h"
 #include "agent/config_file.h"
 #include "agent/limit_flags.h"
 #include "agent/registry.h"
+#include "agent/security_flags.h"
 #include "agent/server.h"
 #include "agent/udev_rules.h"
 #include "agent/urb_capture.h"
@@ -42,6 +44,7 @@ struct Flags {
   std::string config;
   std::string write_udev_rules;
   agent::LimitFlags limits;
+  agent::SecurityFlags security;
 };
 
 constexpr const char* kUdevGroup = "usbnet";
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 50));
   agent::add_limit_options(app, flags.limits);
+  agent::add_security_options(app, flags.security);
   app.add_option("--write-udev-rules", flags.write_udev_rules,
                  "Write udev rules that give the group 'usbnet' access to the exported devices "
                  "(hubs excepted) to this file ('-': standard output), and exit")
@@ -175,6 +179,12 @@ int main(int argc, char** argv) {
   if (!flags.no_usb) real_usb = agent::LibusbOptions{std::chrono::milliseconds(flags.rescan_ms)};
   auto backends = agent::make_backends(io.get_executor(), flags.simulate, real_usb);
   if (!backends) return fail("--simulate: " + backends.error());
+  // The key, once every flag is known to be good (a bad flag touches no file).
+  auto security = agent::AgentSecurity::load(flags.security.state_dir, flags.security.client_ca);
+  if (!security) return fail(security.error());
+  log::info("{} key {} ({}){}", (*security)->key_created() ? "created the agent's" : "agent",
+            (*security)->key().fingerprint(), (*security)->files().key().string(),
+            (*security)->key_created() ? ": clients compare this fingerprint when they pair" : "");
 
   agent::ServerOptions options;
   options.listen = *listen;
@@ -186,6 +196,8 @@ int main(int argc, char** argv) {
   options.session.capture = capture;
   options.session.limits = flags.limits.client;
   options.limits = flags.limits.connection_limits();
+  options.security = *security;
+  options.insecure = flags.security.insecure;
   agent::Server server(io, registry, options);
   if (auto error = server.start()) {
     std::fprintf(stderr, "usbnet-agent: %s\n", error->c_str());
