@@ -1,6 +1,7 @@
 #include "client/client_security.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 
 #include <cstdlib>
 
@@ -43,6 +44,11 @@ SecurityPolicy ClientTrust::policy(std::shared_ptr<ClientTrust> trust) {
 Expected<std::shared_ptr<const security::TlsContext>, std::string> ClientTrust::context() {
   std::lock_guard lock(mutex_);
   if (context_) return context_;
+  // OpenSSL is shared with the program the shim lives in, which may use it too: it initialises
+  // itself (once, thread-safely) whoever comes first, and nothing here ever cleans it up. Its
+  // clean-up at exit is turned off if this is the first use, because the client's io thread
+  // may still be in a TLS call while the program's exit handlers run.
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, nullptr);
   auto loaded = security::load_or_create_key(files_.key(), security::user_at_host("usbnet-client"));
   if (!loaded) return Unexpected{loaded.error()};
   if (loaded->created) {

@@ -109,6 +109,33 @@ TEST_CASE("the examples run over TLS with paired keys, and the agent audits each
   CHECK(count(log, "client disconnected") >= 2);
 }
 
+TEST_CASE("async bulk streams and isochronous transfers over TLS, every byte checked") {
+  AgentProcess agent({"--simulate", "loopback,loopback3,audio"});
+  ClientDir client;
+  agent.authorize(client.key_line());
+  client.pin(agent.endpoint(), agent.key_line());
+  const auto env = with(shim_env(agent), client.env());
+  for (const char* device : {"1209:0001", "1209:0004"}) {
+    for (const char* direction : {"in", "out"}) {
+      const RunResult r =
+          run({Programs::example("async_stream"), direction, "32", "65536", "64", device}, env);
+      INFO(device << " " << direction << "\n" << r.out << r.err);
+      CHECK(r.status == 0);
+      CHECK(r.out.find(std::string(direction) +
+                       ": 67108864 bytes in 32-deep 65536-byte transfers") != std::string::npos);
+      CHECK(r.out.find("every byte checked") != std::string::npos);
+    }
+  }
+  const RunResult iso = run({Programs::example("iso_capture"), "20", "32", "3"}, env);
+  INFO(iso.out << iso.err);
+  CHECK(iso.status == 0);
+  CHECK(iso.out.find("iso: 640 packets, 10 lost on the bus as expected, 0 wrong") !=
+        std::string::npos);
+  const std::string log = agent.process().err();
+  CHECK(count(log, "), TLS, key " + client.fingerprint()) == 5);
+  CHECK(count(log, "), plaintext") == 0);
+}
+
 TEST_CASE("a client whose key the agent does not know is refused and sees no device") {
   AgentProcess agent({"--simulate", "loopback,mouse"});
   ClientDir client;
