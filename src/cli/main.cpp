@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/environment.h"
+#include "cli/pair_command.h"
 #include "cli/run_command.h"
 #include "client/agent_client.h"
 #include "client/client_security.h"
@@ -155,6 +156,20 @@ int main(int argc, char** argv) {
       "key",
       "Print this client's public key line (creating the key on first use), for the agent's "
       "authorized_clients");
+  cli::PairRequest pair_request;
+  auto* pair_command = app.add_subcommand(
+      "pair",
+      "Pin an agent's key in known_agents after showing its fingerprint to compare, and print "
+      "this client's key line for the agent's authorized_clients");
+  pair_command->add_option("agent", pair_request.agent, "The agent, as HOST:PORT")->required();
+  pair_command->add_flag("--yes", pair_request.yes,
+                         "Pin without asking (once the fingerprint is compared)");
+  pair_command->add_flag("--replace", pair_request.replace,
+                         "Replace the key pinned for this agent (after a legitimate change)");
+  pair_command
+      ->add_option("--timeout", pair_request.timeout_ms, "Milliseconds to wait for the agent")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 600000u));
   auto* env_command = app.add_subcommand(
       "env", "Describe the environment variables that configure the shim, libusbnet.so");
   env_command->footer(cli::shim_environment_help());
@@ -198,6 +213,7 @@ int main(int argc, char** argv) {
   log::set_level(*level);
   if (list_command->parsed()) return list(agent, timeout_ms, insecure);
   if (key_command->parsed()) return key();
+  if (pair_command->parsed()) return cli::pair(pair_request);
   if (env_command->parsed()) std::fputs(cli::shim_environment_help().c_str(), stdout);
   if (run_command->parsed()) {
     run_request.command = run_command->remaining();

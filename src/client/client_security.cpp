@@ -94,11 +94,9 @@ ConnectDecision ClientTrust::decide(const transport::Endpoint& agent) {
       return std::optional<ChannelSecurity>{};
     }
     return Unexpected{fmt::format(
-        "the agent {} is not in {}, so its key cannot be checked: pin it by adding the line "
-        "\"{} KEYLINE\" there, where KEYLINE is the agent's agent_key.pub (in its state "
-        "directory; the agent prints its fingerprint at start); or, for an agent that runs "
-        "--insecure or does not speak TLS, connect in plaintext (USBNET_INSECURE=1, usbnet "
-        "--insecure)",
+        "the agent {} is not in {}, so its key cannot be checked: run `usbnet pair {}` to "
+        "pin it; or, for an agent that runs --insecure or does not speak TLS, connect in "
+        "plaintext (USBNET_INSECURE=1, usbnet --insecure)",
         name, known_path.string(), name)};
   }
   auto made = context();
@@ -116,8 +114,8 @@ ConnectDecision ClientTrust::decide(const transport::Endpoint& agent) {
         "the agent {} presented the key {}, but {}:{} pins {} for it: someone may be "
         "intercepting the connection (a man in the middle), or the agent's key was replaced. "
         "Refusing it. If the change is legitimate (compare the fingerprint the agent prints at "
-        "start), delete line {} of {} and pin the new key",
-        name, cert.fingerprint, known_path.string(), line, expected.fingerprint(), line,
+        "start), run `usbnet pair {} --replace` (or delete line {} of {} and pin the new key)",
+        name, cert.fingerprint, known_path.string(), line, expected.fingerprint(), name, line,
         known_path.string()));
   };
   return std::optional<ChannelSecurity>{std::move(tls)};

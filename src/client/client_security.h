@@ -53,13 +53,13 @@ class ClientTrust {
   // This client's public key line (the key is created if missing).
   Expected<security::KeyLine, std::string> key_line();
   const security::ClientFiles& files() const { return files_; }
+  // This client's TLS context (the key is created if missing).
+  Expected<std::shared_ptr<const security::TlsContext>, std::string> context();
 
   // decide() as a SecurityPolicy, keeping `trust` alive.
   static SecurityPolicy policy(std::shared_ptr<ClientTrust> trust);
 
  private:
-  Expected<std::shared_ptr<const security::TlsContext>, std::string> context();
-
   security::ClientFiles files_;
   const bool insecure_;
   std::mutex mutex_;

@@ -1,7 +1,8 @@
 // TLS between the shim (and the usbnet command) and the agent, end to end, with keys in files
 // as users keep them: the client's in its directory (USBNET_CONFIG_DIR), the agent's in its
 // state directory. Paired by hand: the client's `usbnet key` line appended to the agent's
-// authorized_clients, the agent's agent_key.pub pinned in the client's known_agents.
+// authorized_clients, the agent's agent_key.pub pinned in the client's known_agents; and with
+// `usbnet pair`, which pins the agent's key after showing its fingerprint.
 //
 // The examples run over TLS; an unknown client key is refused and sees no device; an agent
 // with another key than the pinned one (a man in the middle) is refused with the message that
@@ -257,5 +258,74 @@ TEST_CASE("an agent neither pinned nor on loopback is refused before connecting"
   CHECK(lines(cli.err) == 1);
   CHECK(cli.err.find("192.0.2.1:3241 is not in") != std::string::npos);
   CHECK(cli.err.find("known_agents") != std::string::npos);
+  CHECK(cli.err.find("usbnet pair 192.0.2.1:3241") != std::string::npos);
   CHECK(cli.err.find("USBNET_INSECURE=1") != std::string::npos);
+}
+
+TEST_CASE("usbnet pair shows the agent's fingerprint, pins it, and prints the client's line") {
+  AgentProcess agent({"--simulate", "loopback"});
+  ClientDir client;
+  std::smatch m;
+  const std::string log = agent.process().err();
+  REQUIRE(std::regex_search(log, m, std::regex(R"(created the agent's key (SHA256:\S{43}))")));
+  const std::string agent_fingerprint = m[1];
+
+  // Without a terminal and without --yes: nothing is pinned.
+  const RunResult unsure = run({Programs::cli(), "pair", agent.endpoint()}, client.env(), 20s);
+  INFO(unsure.out << unsure.err);
+  CHECK(unsure.status == 1);
+  CHECK(unsure.out.find(agent_fingerprint) != std::string::npos);
+  CHECK(unsure.err.find("not pinned") != std::string::npos);
+
+  const RunResult paired =
+      run({Programs::cli(), "pair", agent.endpoint(), "--yes"}, client.env(), 20s);
+  INFO(paired.out << paired.err);
+  REQUIRE(paired.status == 0);
+  CHECK(paired.out.find("presents the key " + agent_fingerprint) != std::string::npos);
+  CHECK(paired.out.find("Pinned " + agent.endpoint()) != std::string::npos);
+  const auto at = paired.out.find("usbnet-ed25519 ");
+  REQUIRE(at != std::string::npos);
+  const std::string client_line = paired.out.substr(at, paired.out.find('\n', at) - at);
+
+  // Not let in yet: refused for its key (the agent is pinned, so this is TLS).
+  const RunResult refused = list_with_cli(agent.endpoint(), client);
+  CHECK(refused.err.find("the agent refused this client's key") != std::string::npos);
+  // The printed line, appended to authorized_clients, lets it in, over TLS.
+  agent.authorize(client_line);
+  const RunResult listed = list_with_cli(agent.endpoint(), client);
+  INFO(listed.out << listed.err);
+  CHECK(listed.status == 0);
+  CHECK(listed.out.find("ID 1209:0001") != std::string::npos);
+  REQUIRE(agent.process().wait_for_output("client connected (usbnet list), TLS, key", 5s));
+
+  const RunResult again =
+      run({Programs::cli(), "pair", agent.endpoint(), "--yes"}, client.env(), 20s);
+  INFO(again.out << again.err);
+  CHECK(again.status == 0);
+  CHECK(again.out.find("Already pinned") != std::string::npos);
+  CHECK(again.out.find("lets this client in already") != std::string::npos);
+}
+
+TEST_CASE("usbnet pair refuses to replace a pinned key unless told to") {
+  AgentProcess first({"--simulate", "loopback"});
+  AgentProcess second({"--simulate", "loopback"});
+  ClientDir client;
+  client.key_line();
+  client.pin(second.endpoint(), first.key_line());
+  const RunResult refused =
+      run({Programs::cli(), "pair", second.endpoint(), "--yes"}, client.env(), 20s);
+  INFO(refused.out << refused.err);
+  CHECK(refused.status == 1);
+  CHECK(refused.err.find("pins another key for " + second.endpoint()) != std::string::npos);
+  CHECK(refused.err.find("--replace") != std::string::npos);
+  const RunResult replaced =
+      run({Programs::cli(), "pair", second.endpoint(), "--yes", "--replace"}, client.env(), 20s);
+  INFO(replaced.out << replaced.err);
+  CHECK(replaced.status == 0);
+  // Now pinned to the second agent's key: its message is no longer a man in the middle.
+  second.authorize(client.key_line());
+  const RunResult listed = list_with_cli(second.endpoint(), client);
+  INFO(listed.out << listed.err);
+  CHECK(listed.status == 0);
+  CHECK(listed.out.find("ID 1209:0001") != std::string::npos);
 }
