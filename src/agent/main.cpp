@@ -22,6 +22,8 @@
 #include "agent/urb_capture.h"
 #include "common/device_filter.h"
 #include "common/log.h"
+#include "security/key_store.h"
+#include "security/trust_files.h"
 #include "transport/endpoint.h"
 
 namespace asio = boost::asio;
@@ -73,6 +75,21 @@ int write_udev_rules(const std::string& path, const DeviceFilter& exports) {
 int fail(const std::string& message) {
   std::fprintf(stderr, "usbnet-agent: %s\n", message.c_str());
   return 2;
+}
+
+// usbnet-agent authorize KEYLINE: lets a client in by adding its key line to authorized_clients.
+int authorize(const std::string& state_dir, const std::string& text) {
+  auto line = security::parse_key_line(text);
+  if (!line) return fail("authorize: " + line.error());
+  const security::AgentFiles files{state_dir};
+  if (auto error = security::make_private_dir(files.dir)) return fail(*error);
+  auto added = security::authorize_client(files.authorized_clients(), *line);
+  if (!added) return fail(added.error());
+  std::printf("%s %s%s%s in %s\n",
+              *added ? "authorized" : "already authorized:", line->key.fingerprint().c_str(),
+              line->comment.empty() ? "" : " ", line->comment.c_str(),
+              files.authorized_clients().c_str());
+  return 0;
 }
 
 }  // namespace
@@ -141,6 +158,16 @@ int main(int argc, char** argv) {
                  "Write udev rules that give the group 'usbnet' access to the exported devices "
                  "(hubs excepted) to this file ('-': standard output), and exit")
       ->configurable(false);
+  std::string authorize_line;
+  auto* authorize_command = app.add_subcommand(
+      "authorize",
+      "Let a client in: add its key line (what `usbnet key` or `usbnet pair` prints on the "
+      "client) to authorized_clients in the state directory, and exit; the agent reads the file "
+      "at every connection, so no restart is needed");
+  authorize_command->add_option("keyline", authorize_line, "usbnet-ed25519 BASE64 [COMMENT]")
+      ->required();
+  authorize_command->fallthrough();  // --state-dir may come after it
+  authorize_command->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -153,6 +180,7 @@ int main(int argc, char** argv) {
   if (!flags.config.empty()) {
     if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
   }
+  if (authorize_command->parsed()) return authorize(flags.security.state_dir, authorize_line);
 
   log::set_prefix("usbnet-agent");
   const auto level = log::parse_level(flags.log_level);

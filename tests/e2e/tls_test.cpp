@@ -262,7 +262,9 @@ TEST_CASE("an agent neither pinned nor on loopback is refused before connecting"
   CHECK(cli.err.find("USBNET_INSECURE=1") != std::string::npos);
 }
 
-TEST_CASE("usbnet pair shows the agent's fingerprint, pins it, and prints the client's line") {
+TEST_CASE(
+    "usbnet pair shows the agent's fingerprint and pins it, usbnet-agent authorize lets the "
+    "client in") {
   AgentProcess agent({"--simulate", "loopback"});
   ClientDir client;
   std::smatch m;
@@ -290,8 +292,21 @@ TEST_CASE("usbnet pair shows the agent's fingerprint, pins it, and prints the cl
   // Not let in yet: refused for its key (the agent is pinned, so this is TLS).
   const RunResult refused = list_with_cli(agent.endpoint(), client);
   CHECK(refused.err.find("the agent refused this client's key") != std::string::npos);
-  // The printed line, appended to authorized_clients, lets it in, over TLS.
-  agent.authorize(client_line);
+  // usbnet-agent authorize: a line with garbage is one clear line; the printed line lets the
+  // client in, over TLS, without a restart.
+  const RunResult garbage = run({Programs::agent(), "authorize", "usbnet-ed25519 AAAA!",
+                                 "--state-dir", agent.state_dir().string()});
+  CHECK(garbage.status == 2);
+  CHECK(lines(garbage.err) == 1);
+  CHECK(garbage.err.find("usbnet-agent: authorize: ") == 0);
+  const RunResult authorized =
+      run({Programs::agent(), "authorize", client_line, "--state-dir", agent.state_dir().string()});
+  INFO(authorized.out << authorized.err);
+  CHECK(authorized.status == 0);
+  CHECK(authorized.out.find("authorized SHA256:") == 0);
+  const RunResult twice =
+      run({Programs::agent(), "authorize", client_line, "--state-dir", agent.state_dir().string()});
+  CHECK(twice.out.find("already authorized") == 0);
   const RunResult listed = list_with_cli(agent.endpoint(), client);
   INFO(listed.out << listed.err);
   CHECK(listed.status == 0);
