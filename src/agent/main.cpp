@@ -11,15 +11,19 @@
 #include <memory>
 #include <vector>
 
+#include "agent/agent_security.h"
 #include "agent/backends.h"
 #include "agent/config_file.h"
 #include "agent/limit_flags.h"
 #include "agent/registry.h"
+#include "agent/security_flags.h"
 #include "agent/server.h"
 #include "agent/udev_rules.h"
 #include "agent/urb_capture.h"
 #include "common/device_filter.h"
 #include "common/log.h"
+#include "security/key_store.h"
+#include "security/trust_files.h"
 #include "transport/endpoint.h"
 
 namespace asio = boost::asio;
@@ -42,6 +46,7 @@ struct Flags {
   std::string config;
   std::string write_udev_rules;
   agent::LimitFlags limits;
+  agent::SecurityFlags security;
 };
 
 constexpr const char* kUdevGroup = "usbnet";
@@ -70,6 +75,21 @@ int write_udev_rules(const std::string& path, const DeviceFilter& exports) {
 int fail(const std::string& message) {
   std::fprintf(stderr, "usbnet-agent: %s\n", message.c_str());
   return 2;
+}
+
+// usbnet-agent authorize KEYLINE: lets a client in by adding its key line to authorized_clients.
+int authorize(const std::string& state_dir, const std::string& text) {
+  auto line = security::parse_key_line(text);
+  if (!line) return fail("authorize: " + line.error());
+  const security::AgentFiles files{state_dir};
+  if (auto error = security::make_private_dir(files.dir)) return fail(*error);
+  auto added = security::authorize_client(files.authorized_clients(), *line);
+  if (!added) return fail(added.error());
+  std::printf("%s %s%s%s in %s\n",
+              *added ? "authorized" : "already authorized:", line->key.fingerprint().c_str(),
+              line->comment.empty() ? "" : " ", line->comment.c_str(),
+              files.authorized_clients().c_str());
+  return 0;
 }
 
 }  // namespace
@@ -133,10 +153,21 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 50));
   agent::add_limit_options(app, flags.limits);
+  agent::add_security_options(app, flags.security);
   app.add_option("--write-udev-rules", flags.write_udev_rules,
                  "Write udev rules that give the group 'usbnet' access to the exported devices "
                  "(hubs excepted) to this file ('-': standard output), and exit")
       ->configurable(false);
+  std::string authorize_line;
+  auto* authorize_command = app.add_subcommand(
+      "authorize",
+      "Let a client in: add its key line (what `usbnet key` or `usbnet pair` prints on the "
+      "client) to authorized_clients in the state directory, and exit; the agent reads the file "
+      "at every connection, so no restart is needed");
+  authorize_command->add_option("keyline", authorize_line, "usbnet-ed25519 BASE64 [COMMENT]")
+      ->required();
+  authorize_command->fallthrough();  // --state-dir may come after it
+  authorize_command->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -149,6 +180,7 @@ int main(int argc, char** argv) {
   if (!flags.config.empty()) {
     if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
   }
+  if (authorize_command->parsed()) return authorize(flags.security.state_dir, authorize_line);
 
   log::set_prefix("usbnet-agent");
   const auto level = log::parse_level(flags.log_level);
@@ -175,6 +207,12 @@ int main(int argc, char** argv) {
   if (!flags.no_usb) real_usb = agent::LibusbOptions{std::chrono::milliseconds(flags.rescan_ms)};
   auto backends = agent::make_backends(io.get_executor(), flags.simulate, real_usb);
   if (!backends) return fail("--simulate: " + backends.error());
+  // The key, once every flag is known to be good (a bad flag touches no file).
+  auto security = agent::AgentSecurity::load(flags.security.state_dir, flags.security.client_ca);
+  if (!security) return fail(security.error());
+  log::info("{} key {} ({}){}", (*security)->key_created() ? "created the agent's" : "agent",
+            (*security)->key().fingerprint(), (*security)->files().key().string(),
+            (*security)->key_created() ? ": clients compare this fingerprint when they pair" : "");
 
   agent::ServerOptions options;
   options.listen = *listen;
@@ -186,6 +224,8 @@ int main(int argc, char** argv) {
   options.session.capture = capture;
   options.session.limits = flags.limits.client;
   options.limits = flags.limits.connection_limits();
+  options.security = *security;
+  options.insecure = flags.security.insecure;
   agent::Server server(io, registry, options);
   if (auto error = server.start()) {
     std::fprintf(stderr, "usbnet-agent: %s\n", error->c_str());

@@ -6,9 +6,9 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/incoming_channel.h"
 #include "common/log.h"
 #include "transport/asio_connection.h"
-#include "transport/tcp_channel.h"
 #include "usbnet/wire.h"
 
 namespace usbnet::agent {
@@ -67,12 +67,24 @@ std::optional<std::string> Server::start() {
     return fmt::format("cannot listen on {}: {}", options_.listen.to_string(), ec.message());
   }
   ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
-  if (!endpoint.address().is_loopback()) {
+  const bool loopback = endpoint.address().is_loopback();
+  plaintext_allowed_ = loopback || options_.insecure;
+  if (options_.insecure && !loopback) {
     log::warn(
-        "{} is reachable beyond this machine without authentication: whoever reaches the "
-        "port can use the exported devices. Listen there only on a trusted network, or "
-        "put an encrypting tunnel in front (README, \"Encrypting the link\")",
+        "--insecure: {} is reachable beyond this machine without authentication: whoever "
+        "reaches the port in plaintext can use the exported devices. Use it only on a trusted "
+        "network; without --insecure only TLS clients in authorized_clients get in",
         options_.listen.to_string());
+  } else if (options_.insecure) {
+    log::warn(
+        "--insecure: plaintext clients are served, unauthenticated (as on any loopback "
+        "agent); TLS clients are checked against authorized_clients");
+  } else if (loopback) {
+    log::info(
+        "on loopback: plaintext clients of this machine are served; TLS clients must be "
+        "in authorized_clients");
+  } else {
+    log::info("TLS 1.3 required: clients must present a key in authorized_clients");
   }
   accept_next();
   return std::nullopt;
@@ -111,11 +123,14 @@ void Server::accepted(tcp::socket socket) {
     return refuse(std::move(socket), copts.peer_name, refused->reason);
   }
   copts.frame_limit_until_admitted = kMaxHelloFrame;
-  auto session = std::make_shared<Session>(registry_, options_.session);
+  auto identity = std::make_shared<ClientIdentity>();
+  auto session = std::make_shared<Session>(registry_, options_.session, identity);
   session->hold(std::move(std::get<ConnectionQuota::Ticket>(admitted)));
   auto connection = std::make_shared<transport::AsioConnection>(
       io_.get_executor(),
-      std::make_unique<transport::TcpChannel>(socket.release(), copts.piece_size), copts, session);
+      std::make_unique<IncomingChannel>(socket.release(), copts.piece_size, options_.security,
+                                        plaintext_allowed_, identity),
+      copts, session);
   session->attach(connection->shared_stream());
   registry_.add_session(session);
   std::erase_if(sessions_, [](const auto& s) { return s.expired(); });

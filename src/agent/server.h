@@ -1,5 +1,7 @@
 // The agent's listening socket: one Session per accepted client, as many as the connection
 // limits allow (limits.h); a connection that does not complete its HELLO in time is closed.
+// Each connection is TLS or plaintext, as the client's first bytes say (incoming_channel.h);
+// plaintext is served only when the agent listens on loopback alone, or with --insecure.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_security.h"
 #include "agent/connection_quota.h"
 #include "agent/limits.h"
 #include "agent/registry.h"
@@ -24,6 +27,10 @@ struct ServerOptions {
   SessionOptions session;
   transport::StreamOptions connection;
   ConnectionLimits limits;
+  // The agent's key and its rule for TLS clients.
+  std::shared_ptr<const AgentSecurity> security;
+  // --insecure: plaintext clients are served beyond loopback too.
+  bool insecure = false;
 };
 
 class Server {
@@ -50,6 +57,7 @@ class Server {
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::weak_ptr<Session>> sessions_;
   ConnectionQuota quota_;
+  bool plaintext_allowed_ = false;  // loopback only, or --insecure
   log::Limiter refused_log_;
   log::Limiter hello_log_;
 };

@@ -13,8 +13,12 @@ namespace usbnet::agent {
 using namespace wire::error_code;
 using wire::UrbStatus;
 
-Session::Session(DeviceRegistry& registry, SessionOptions options)
-    : registry_(registry), options_(std::move(options)), budget_(options_.limits) {}
+Session::Session(DeviceRegistry& registry, SessionOptions options,
+                 std::shared_ptr<const ClientIdentity> identity)
+    : registry_(registry),
+      options_(std::move(options)),
+      identity_(std::move(identity)),
+      budget_(options_.limits) {}
 
 Session::~Session() { log::debug("{}: session ended", peer_); }
 
@@ -118,7 +122,9 @@ void Session::handle(wire::Hello& m) {
                                 {},
                                 options_.agent_name});
   hello_done_ = true;
-  log::info("{}: client connected ({})", peer_, m.name.empty() ? "unnamed" : m.name);
+  // The audit trail: who, from where, with which key (then what it opens, and when it leaves).
+  log::info("{}: client connected ({}), {}", peer_, m.name.empty() ? "unnamed" : m.name,
+            identity_->describe());
 }
 
 void Session::handle(wire::ListDevices& m) {
@@ -178,7 +184,9 @@ void Session::handle(wire::Open& m) {
   if (!opened) return reply(m.id, opened.error());
   const std::uint32_t handle_id = next_handle_++;
   handles_.emplace(handle_id, OpenHandle{m.device_id, std::move(*opened)});
-  log::debug("{}: opened device {} as handle {}", peer_, m.device_id, handle_id);
+  const auto& d = device->info.device_descriptor;
+  log::info("{}: opened device {} ({:02x}{:02x}:{:02x}{:02x}) as handle {}", peer_, m.device_id,
+            d[9], d[8], d[11], d[10], handle_id);
   reply(m.id, 0, handle_id);
 }
 
@@ -525,6 +533,8 @@ void Session::on_closed(const std::string& reason) {
             "{}: closing the connection after a {}; releasing what the client held ({} "
             "protocol fault{} in the last interval)",
             peer_, reason, std::max<std::uint64_t>(times, 1), times > 1 ? "s" : "");
+  } else if (!hello_done_) {
+    log::info("{}: client disconnected before its HELLO ({})", peer_, reason);
   } else {
     log::info("{}: client disconnected ({}); releasing what the client held", peer_, reason);
   }

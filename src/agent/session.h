@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "agent/client_budget.h"
+#include "agent/client_identity.h"
 #include "agent/connection_quota.h"
 #include "agent/device.h"
 #include "agent/device_sharing.h"
@@ -41,7 +42,9 @@ struct SessionOptions {
 
 class Session : public transport::StreamHandler, public std::enable_shared_from_this<Session> {
  public:
-  Session(DeviceRegistry& registry, SessionOptions options);
+  // `identity`: who the client is, filled in by the connection's handshake (audit lines).
+  Session(DeviceRegistry& registry, SessionOptions options,
+          std::shared_ptr<const ClientIdentity> identity = std::make_shared<ClientIdentity>());
   ~Session() override;
 
   void attach(std::shared_ptr<transport::FramedStream> connection);
@@ -118,6 +121,7 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   DeviceRegistry& registry_;
   SessionOptions options_;
   std::shared_ptr<transport::FramedStream> connection_;
+  std::shared_ptr<const ClientIdentity> identity_;
   std::string peer_;
   bool hello_done_ = false;
   bool closed_ = false;

@@ -34,6 +34,14 @@ constexpr std::pair<const char*, const char*> kVariables[] = {
      "how long past its own timeout a transfer waits for the agent's true outcome; after it "
      "the transfer's handle is lost and its transfers end with NO_DEVICE (1000)"},
     {"USBNET_PIECE_SIZE", "largest payload piece per frame, 512 to 1048576 (65536)"},
+    {"USBNET_INSECURE",
+     "1: talk to every agent in plaintext, without TLS (for an agent that runs --insecure or "
+     "does not speak TLS). Otherwise an agent pinned in known_agents is reached over TLS 1.3 "
+     "and must present the pinned key, an unpinned one on loopback in plaintext, and an "
+     "unpinned one elsewhere is refused"},
+    {"USBNET_CONFIG_DIR",
+     "the directory of this client's key (client_key, made on first use) and of known_agents, "
+     "the agents' pinned keys (default: $XDG_CONFIG_HOME/usbnet, else ~/.config/usbnet)"},
 };
 
 }  // namespace

@@ -1,12 +1,17 @@
 // usbnet: the command-line client. `usbnet list` prints what an agent exports, lsusb style (the
-// counterpart of `usbip list -r`); `usbnet run PROGRAM` runs a program with the shim preloaded.
+// counterpart of `usbip list -r`); `usbnet run PROGRAM` runs a program with the shim preloaded;
+// `usbnet key` prints this client's key line, for an agent's authorized_clients.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "cli/environment.h"
+#include "cli/pair_command.h"
 #include "cli/run_command.h"
 #include "client/agent_client.h"
+#include "client/client_security.h"
 #include "common/log.h"
 #include "common/topology.h"
 #include "transport/endpoint.h"
@@ -70,7 +75,29 @@ class Quiet : public client::ClientListener {
   void on_disconnected(const std::string&) override {}
 };
 
-int list(const std::string& agent_text, unsigned timeout_ms) {
+// The client's key and trust files (client_security.h); --insecure beats USBNET_INSECURE.
+std::shared_ptr<client::ClientTrust> client_trust(bool insecure) {
+  const char* env = std::getenv("USBNET_INSECURE");
+  const bool from_env = env && (std::string_view(env) == "1" || std::string_view(env) == "yes" ||
+                                std::string_view(env) == "true" || std::string_view(env) == "on");
+  return std::make_shared<client::ClientTrust>(client::client_dir_from_environment(),
+                                               insecure || from_env);
+}
+
+// usbnet key: this client's public key line, for the agent's authorized_clients.
+int key() {
+  auto trust = client_trust(false);
+  auto line = trust->key_line();
+  if (!line) return fail(line.error());
+  std::printf("%s\n", line->to_string().c_str());
+  std::fprintf(stderr,
+               "usbnet: this client's key %s (%s); to let it in, append the line above to the "
+               "agent's authorized_clients (in its state directory)\n",
+               line->key.fingerprint().c_str(), trust->files().key().c_str());
+  return 0;
+}
+
+int list(const std::string& agent_text, unsigned timeout_ms, bool insecure) {
   auto agent = transport::parse_endpoint(agent_text, wire::kDefaultPort);
   if (!agent) return fail("--agent: " + agent.error());
   client::ClientOptions options;
@@ -78,6 +105,7 @@ int list(const std::string& agent_text, unsigned timeout_ms) {
   options.name = "usbnet list";
   options.connect_timeout = std::chrono::milliseconds(timeout_ms);
   options.reconnect = false;
+  options.security = client::ClientTrust::policy(client_trust(insecure));
   Quiet quiet;
   client::AgentClient client(options, &quiet);
   if (auto error = client.ensure_connected()) {
@@ -124,6 +152,24 @@ int main(int argc, char** argv) {
   list_command->add_option("--timeout", timeout_ms, "Milliseconds to wait for the agent")
       ->capture_default_str()
       ->check(CLI::Range(10u, 600000u));
+  auto* key_command = app.add_subcommand(
+      "key",
+      "Print this client's public key line (creating the key on first use), for the agent's "
+      "authorized_clients");
+  cli::PairRequest pair_request;
+  auto* pair_command = app.add_subcommand(
+      "pair",
+      "Pin an agent's key in known_agents after showing its fingerprint to compare, and print "
+      "this client's key line for the agent's authorized_clients");
+  pair_command->add_option("agent", pair_request.agent, "The agent, as HOST:PORT")->required();
+  pair_command->add_flag("--yes", pair_request.yes,
+                         "Pin without asking (once the fingerprint is compared)");
+  pair_command->add_flag("--replace", pair_request.replace,
+                         "Replace the key pinned for this agent (after a legitimate change)");
+  pair_command
+      ->add_option("--timeout", pair_request.timeout_ms, "Milliseconds to wait for the agent")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 600000u));
   auto* env_command = app.add_subcommand(
       "env", "Describe the environment variables that configure the shim, libusbnet.so");
   env_command->footer(cli::shim_environment_help());
@@ -142,6 +188,10 @@ int main(int argc, char** argv) {
   run_command->footer(cli::run_help_footer());
   app.add_option("--log-level", log_level, "error, warn, info, debug or trace")
       ->capture_default_str();
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "Talk to the agent in plaintext, without TLS (as USBNET_INSECURE=1): for an agent "
+               "that runs --insecure or does not speak TLS");
   // `usbnet run [OPTIONS] -- PROGRAM ...`: CLI11 would take what follows "--" as positionals
   // of `run`, so the command is split off first.
   std::vector<std::string> after_separator;
@@ -161,7 +211,9 @@ int main(int argc, char** argv) {
   const auto level = log::parse_level(log_level);
   if (!level) return fail("--log-level: '" + log_level + "' is not a log level");
   log::set_level(*level);
-  if (list_command->parsed()) return list(agent, timeout_ms);
+  if (list_command->parsed()) return list(agent, timeout_ms, insecure);
+  if (key_command->parsed()) return key();
+  if (pair_command->parsed()) return cli::pair(pair_request);
   if (env_command->parsed()) std::fputs(cli::shim_environment_help().c_str(), stdout);
   if (run_command->parsed()) {
     run_request.command = run_command->remaining();

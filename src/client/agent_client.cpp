@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "transport/asio_connection.h"
 #include "transport/tcp_channel.h"
+#include "transport/tls_channel.h"
 
 namespace usbnet::client {
 
@@ -84,6 +85,13 @@ class AgentClient::Impl {
       retry_pending_ = false;
     }
     const std::uint64_t attempt = ++attempt_;
+    // TLS or plaintext, decided now: a key pinned since the last attempt counts.
+    channel_security_.reset();
+    if (options_.security) {
+      auto decision = options_.security(options_.agent);
+      if (!decision) return connect_failed(decision.error());
+      channel_security_ = std::move(*decision);
+    }
     connect_timer_.expires_after(options_.connect_timeout);
     connect_timer_.async_wait([this, attempt](const boost::system::error_code& ec) {
       if (ec || attempt != attempt_) return;
@@ -118,10 +126,18 @@ class AgentClient::Impl {
     stream_options.piece_size = options_.piece_size;
     stream_options.peer_name = options_.agent.to_string();
     auto handler = std::make_shared<Handler>(this, ++generation_);
-    auto conn = std::make_shared<transport::AsioConnection>(
-        io_.get_executor(),
-        std::make_unique<transport::TcpChannel>(socket_->release(), options_.piece_size),
-        stream_options, handler);
+    std::unique_ptr<transport::ByteChannel> channel;
+    tls_ = channel_security_.has_value();
+    if (channel_security_) {
+      channel = std::make_unique<transport::TlsChannel>(
+          socket_->release(), options_.piece_size,
+          std::make_unique<security::TlsSession>(channel_security_->context,
+                                                 channel_security_->verify_agent));
+    } else {
+      channel = std::make_unique<transport::TcpChannel>(socket_->release(), options_.piece_size);
+    }
+    auto conn = std::make_shared<transport::AsioConnection>(io_.get_executor(), std::move(channel),
+                                                            stream_options, handler);
     socket_.reset();
     {
       std::lock_guard lock(mutex_);
@@ -341,11 +357,13 @@ class AgentClient::Impl {
       // A connection the port accepted but that ended before the handshake was done: what
       // listens there is not an agent that wants us (a TLS tunnel that refused this side,
       // another service), which the bare reason ("Connection reset by peer") does not say.
+      // Over TLS the reason says already what went wrong (the agent's key, or this one's).
       if (!was_ready) {
         last_error_ = !refusal_.empty() ? refusal_
+                      : tls_            ? reason
                                         : "the handshake failed: " + reason +
-                                              " (is a usbnet agent listening there, or did a "
-                                              "tunnel in between refuse this side?)";
+                                   " (is a usbnet agent listening there, or did a "
+                                   "tunnel in between refuse this side?)";
       }
       set_idle_locked();
     }
@@ -558,6 +576,8 @@ class AgentClient::Impl {
   asio::steady_timer watchdog_;
   std::optional<tcp::resolver> resolver_;
   std::optional<tcp::socket> socket_;
+  std::optional<ChannelSecurity> channel_security_;  // io thread: this attempt's TLS, if any
+  bool tls_ = false;                                 // io thread: the connection is TLS
   std::uint64_t attempt_ = 0;
   std::uint64_t generation_ = 0;
   bool handshake_done_ = false;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "client/client_security.h"
 #include "client/urb_table.h"
 #include "transport/asio_connection.h"
 #include "transport/endpoint.h"
@@ -40,6 +41,8 @@ struct ClientOptions {
   bool reconnect = true;
   std::chrono::milliseconds reconnect_delay_min{500};
   std::chrono::milliseconds reconnect_delay_max{5000};
+  // TLS or plaintext, asked at every connection attempt (client_security.h); none: plaintext.
+  SecurityPolicy security;
 };
 
 // Called on the client's io thread.

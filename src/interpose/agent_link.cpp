@@ -16,6 +16,8 @@ AgentLink::AgentLink(Context& context, const transport::Endpoint& agent, int ind
   options.dead_after = 3 * config.heartbeat;
   options.timeout_grace = config.timeout_grace;
   if (config.piece_size) options.piece_size = config.piece_size;
+  options.security = client::ClientTrust::policy(
+      std::make_shared<client::ClientTrust>(config.config_dir, config.insecure));
   client_ = std::make_unique<client::AgentClient>(options, this);
 }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "client/client_security.h"
 #include "common/log.h"
 #include "interpose/objects.h"
 #include "usbnet/protocol.h"
@@ -34,6 +35,14 @@ void parse_duration(const char* text, const char* name, long min, long max,
 }
 
 }  // namespace
+
+std::optional<bool> parse_switch(const char* text) {
+  if (!text) return false;
+  const std::string_view s(text);
+  if (s.empty() || s == "0" || s == "no" || s == "false" || s == "off") return false;
+  if (s == "1" || s == "yes" || s == "true" || s == "on") return true;
+  return std::nullopt;
+}
 
 Config parse_config(const char* agent, const char* devices, const char* log_level,
                     const char* trace, const char* connect_timeout, const char* heartbeat,
@@ -95,6 +104,14 @@ const Config& config() {
         std::getenv("USBNET_TRACE"), std::getenv("USBNET_CONNECT_TIMEOUT_MS"),
         std::getenv("USBNET_HEARTBEAT_MS"), std::getenv("USBNET_TIMEOUT_GRACE_MS"),
         std::getenv("USBNET_PIECE_SIZE"), errors);
+    const char* insecure = std::getenv("USBNET_INSECURE");
+    if (auto on = parse_switch(insecure)) {
+      parsed.insecure = *on;
+    } else {
+      errors.push_back(
+          fmt::format("USBNET_INSECURE='{}' is neither 1 nor 0; keeping TLS", insecure));
+    }
+    parsed.config_dir = client::client_dir_from_environment();
     for (const std::string& e : errors) log::error("{}", e);
     return parsed;
   }());

@@ -7,11 +7,15 @@
 //   USBNET_TRACE          a file that receives one line per remote transfer
 //   USBNET_CONNECT_TIMEOUT_MS, USBNET_HEARTBEAT_MS, USBNET_TIMEOUT_GRACE_MS,
 //   USBNET_PIECE_SIZE     tuning (see docs/USAGE.md)
+//   USBNET_INSECURE       1: plaintext to every agent, without TLS (client_security.h)
+//   USBNET_CONFIG_DIR     the client's key and known_agents (default ~/.config/usbnet)
 //
 // A bad value is reported in one line on stderr and ignored; the program goes on.
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +32,8 @@ struct Config {
   std::chrono::milliseconds heartbeat{5000};
   std::chrono::milliseconds timeout_grace{1000};
   std::uint32_t piece_size = 0;  // 0: the protocol's default
+  bool insecure = false;
+  std::filesystem::path config_dir;
 
   bool remote_enabled() const { return !agents.empty() && !devices.empty(); }
 };
@@ -35,6 +41,9 @@ struct Config {
 // Reads the environment once (later calls return the same), setting the log level as a side
 // effect. Thread-safe.
 const Config& config();
+
+// A yes/no variable: unset, empty, 0, no, false, off; 1, yes, true, on; nullopt: neither.
+std::optional<bool> parse_switch(const char* text);
 
 // Parses a configuration from explicit values (for tests); `errors` receives one line per bad
 // value.

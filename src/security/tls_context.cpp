@@ -204,7 +204,10 @@ std::string TlsSession::failure_reason() {
   const bool server = role() == TlsRole::Server;
   if (code != 0 && is_refusal_alert(reason)) {
     return server ? fmt::format("the client refused this agent's key ({})", openssl)
-                  : fmt::format("the agent refused this client's key ({})", openssl);
+                  : fmt::format(
+                        "the agent refused this client's key ({}): it lets in the keys of its "
+                        "authorized_clients file (`usbnet key` prints this client's line)",
+                        openssl);
   }
   if (code != 0 && is_not_tls(reason)) {
     return fmt::format("the {} does not speak TLS ({})", server ? "client" : "agent", openssl);

@@ -44,6 +44,13 @@ struct TlsChannel::BioAccess {
   static int read(BIO* bio, char* data, std::size_t length, std::size_t* read_bytes) {
     TlsChannel& c = of(bio);
     BIO_clear_retry_flags(bio);
+    if (c.already_read_offset_ < c.already_read_.size()) {
+      const std::size_t n = std::min(length, c.already_read_.size() - c.already_read_offset_);
+      std::memcpy(data, c.already_read_.data() + c.already_read_offset_, n);
+      c.already_read_offset_ += n;
+      *read_bytes = n;
+      return 1;
+    }
     const IoResult result =
         c.socket_.read(std::span(reinterpret_cast<std::uint8_t*>(data), length));
     switch (result.status) {
@@ -91,8 +98,11 @@ struct TlsChannel::BioAccess {
 };
 
 TlsChannel::TlsChannel(int connected_socket, std::uint32_t piece_size,
-                       std::unique_ptr<security::TlsSession> session)
-    : socket_(connected_socket, piece_size), session_(std::move(session)) {
+                       std::unique_ptr<security::TlsSession> session,
+                       std::vector<std::uint8_t> already_read)
+    : socket_(connected_socket, piece_size),
+      session_(std::move(session)),
+      already_read_(std::move(already_read)) {
   staging_.reserve(kRecord);
   if (!session_->ssl()) return;
   bio_ = BIO_new(BioAccess::method());
@@ -133,8 +143,9 @@ IoResult TlsChannel::failed() {
     // A usbnet frame in the clear: an agent (or client) that does not use TLS.
     ERR_clear_error();
     why = session_->role() == security::TlsRole::Client
-              ? "the agent answered without TLS: it does not use TLS (an older agent, or one "
-                "started with --tls off)"
+              ? "the agent answered without TLS: it is an agent that does not speak TLS (an "
+                "older one); reach it in plaintext (usbnet --insecure, USBNET_INSECURE=1) or "
+                "through a tunnel"
               : "the client spoke without TLS";
   } else if (peer_closed_ && first_count_ == 0) {
     ERR_clear_error();

@@ -33,9 +33,11 @@ namespace usbnet::transport {
 class TlsChannel final : public ByteChannel {
  public:
   // Takes over `connected_socket` (with the options TcpChannel sets) and speaks TLS over it in
-  // the role of `session`'s context.
+  // the role of `session`'s context. `already_read`: bytes of the peer's that were read from
+  // the socket before (to tell TLS from plain usbnet), which OpenSSL reads first.
   TlsChannel(int connected_socket, std::uint32_t piece_size,
-             std::unique_ptr<security::TlsSession> session);
+             std::unique_ptr<security::TlsSession> session,
+             std::vector<std::uint8_t> already_read = {});
   ~TlsChannel() override;
   TlsChannel(const TlsChannel&) = delete;
   TlsChannel& operator=(const TlsChannel&) = delete;
@@ -47,6 +49,9 @@ class TlsChannel final : public ByteChannel {
   bool has_pending_output() const override { return pending_output_.load(); }
   void shutdown() override;
   int pollable_fd() const override { return socket_.pollable_fd(); }
+
+  // The session, with its verdict on the peer (once the handshake is done).
+  const security::TlsSession& session() const { return *session_; }
 
  private:
   struct BioAccess;  // the BIO's callbacks
@@ -71,6 +76,8 @@ class TlsChannel final : public ByteChannel {
   std::optional<IoResult> deferred_;  // a failure after data, for the next read
   std::uint8_t first_bytes_[8] = {};  // what the peer sent first, to recognize plain usbnet
   std::size_t first_count_ = 0;
+  std::vector<std::uint8_t> already_read_;  // read before this channel existed, for OpenSSL first
+  std::size_t already_read_offset_ = 0;
 
   std::atomic<bool> buffered_input_{false};
   std::atomic<bool> pending_output_{false};

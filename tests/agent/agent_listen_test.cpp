@@ -1,7 +1,7 @@
 // Where the agent listens and what it says about it: ":PORT" and "[::]:PORT" take IPv6 and IPv4
-// clients, listening beyond loopback without authentication is warned about at start, a HELLO
-// with an authentication method the agent does not check is refused, and protocol faults are
-// warnings (rate-limited), so that `--log-level warn` records an attack.
+// clients, listening beyond loopback without authentication (--insecure) is warned about at
+// start, a HELLO with an authentication method the agent does not check is refused, and
+// protocol faults are warnings (rate-limited), so that `--log-level warn` records an attack.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -44,15 +44,16 @@ std::uint16_t free_port() {
 
 }  // namespace
 
+// Plaintext clients beyond loopback: --insecure, warned about.
 TEST_CASE(":PORT listens on IPv6 and IPv4, and warns that anyone may connect") {
-  AgentProcess agent({"--simulate", "loopback"}, ":0");
+  AgentProcess agent({"--simulate", "loopback", "--insecure"}, ":0");
   expect_served(agent.port(), "127.0.0.1");
   expect_served(agent.port(), "::1");
   CHECK(agent.process().err().find(kOpenWarning) != std::string::npos);
 }
 
 TEST_CASE("[::]:PORT listens on IPv6 and IPv4 too") {
-  AgentProcess agent({"--simulate", "loopback"}, "[::]:0");
+  AgentProcess agent({"--simulate", "loopback", "--insecure"}, "[::]:0");
   expect_served(agent.port(), "::1");
   expect_served(agent.port(), "127.0.0.1");
   CHECK(agent.process().err().find(kOpenWarning) != std::string::npos);

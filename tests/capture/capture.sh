@@ -59,7 +59,9 @@ tshark_fields() {  # FILE FILTER FIELD...
 
 source "$HERE/../support/agent.sh"
 # The agent with these arguments on a free port of 127.0.0.1, no real devices; sets PORT.
-agent() { start_agent "$WORK/agent.log" "$AGENT" --listen 127.0.0.1:0 --no-usb "$@"; }
+agent() {
+  start_agent "$WORK/agent.log" "$AGENT" --listen 127.0.0.1:0 --no-usb --state-dir "$WORK/state" "$@"
+}
 # A program under the shim, its output in $WORK/NAME.out.
 shim() {
   local name=$1

@@ -47,6 +47,8 @@ say "$(echo "$options" | wc -l) options, each in $EXAMPLE"
 "$AGENT" --config "$EXAMPLE" --write-udev-rules - >/dev/null || fail "the example is refused"
 
 say "a file that sets every option"
+openssl req -x509 -newkey ed25519 -nodes -days 2 -subj /CN=test-ca -keyout "$WORK/ca.key" \
+  -out "$WORK/ca.pem" 2>/dev/null || fail "openssl cannot make a CA certificate"
 cat >"$WORK/all.toml" <<TOML
 listen = "127.0.0.1:0"
 export = "1209:0001"
@@ -65,6 +67,9 @@ hello-timeout = 5000
 max-urbs = 1000
 max-urb-memory = 67108864
 max-send-queue = 16777216
+state-dir = "$WORK/state"
+insecure = true
+client-ca = "$WORK/ca.pem"
 TOML
 for option in $options; do
   grep -q "^${option#--} = " "$WORK/all.toml" || fail "the test's file does not set ${option#--}"
@@ -76,6 +81,8 @@ grep -q "1209:0001" <<<"$listing" || fail "the loopback device is not exported"
 grep -q "1209:0002" <<<"$listing" && fail "the mouse is exported, but export names 1209:0001 only"
 grep -q "debug:" "$WORK/agent.log" || fail "log-level = \"debug\" had no effect"
 [ -s "$WORK/agent.pcap" ] || fail "pcap = ... created no capture"
+[ -s "$WORK/state/agent_key" ] || fail "state-dir = ... holds no agent key"
+grep -q "warn: --insecure" "$WORK/agent.log" || fail "insecure = true had no effect"
 stop_agent
 
 say "a flag beats the file"

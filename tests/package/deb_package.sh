@@ -77,7 +77,8 @@ SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /lib/systemd/system/usbnet-agent
 
 say "the installed agent with a simulated device, the installed client against it"
 start_agent "$WORK/agent.log" /usr/bin/usbnet-agent --config /etc/usbnet/agent.toml \
-  --listen 127.0.0.1:0 --no-usb --simulate loopback --export '1209:*' --pcap "$WORK/agent.pcap"
+  --listen 127.0.0.1:0 --no-usb --simulate loopback --export '1209:*' --pcap "$WORK/agent.pcap" \
+  --state-dir "$WORK/state"
 /usr/bin/usbnet list --agent "127.0.0.1:$PORT" | grep -q 1209:0001 || fail "usbnet list"
 # usbnet run finds the installed shim from its own executable.
 /usr/bin/usbnet run --agent "127.0.0.1:$PORT" --devices '1209:*' lsusb -v -d 1209:0001 \

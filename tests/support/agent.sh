@@ -7,6 +7,9 @@
 start_agent() {
   local log=$1
   shift
+  # Emptied here, not only by the background job's redirection, which may come after the first
+  # look below: the previous agent's port would be read from the old log.
+  : >"$log"
   "$@" >"$log" 2>&1 &
   AGENT_PID=$!
   PORT=

@@ -195,7 +195,7 @@ start_agent() {
   local log=$WORK/agent.log
   LOGS+=("$log")
   timeout -k 5 "$LIFETIME" "$AGENT_BIN" --listen 127.0.0.1:0 --no-usb --simulate loopback,mouse \
-    --log-level debug >"$log" 2>&1 &
+    --state-dir "$WORK/state" --log-level debug >"$log" 2>&1 &
   AGENT_PID=$!
   PIDS+=("$AGENT_PID")
   AGENT_PORT=

@@ -208,7 +208,8 @@ TEST_CASE("a reader that stops reading holds the TLS writer back, and everything
   complete.actual_length = complete.data_len = static_cast<std::uint32_t>(big.size());
   complete.payload = big;
   REQUIRE(tls.server->stream().send_urb(complete, nullptr));
-  tls.io.run_for(100ms);
+  // Until the socket is full (a fixed wait was too short on a loaded machine under TSan).
+  CHECK(tls.run_until([&] { return tls.server->stream().interest().writing == kWritable; }));
   CHECK(tls.server->stream().queued_bytes() > 0);
   CHECK(tls.server->stream().interest().writing == kWritable);
   tls.client_handler->landing.resize(big.size());

@@ -1,0 +1,21 @@
+// Who a client connection is, as far as the agent knows it: filled in by the connection's
+// channel when its handshake is done, read by the session for its audit lines.
+#pragma once
+
+#include <string>
+
+namespace usbnet::agent {
+
+struct ClientIdentity {
+  bool tls = false;
+  std::string fingerprint;  // SHA256:... of the key the client presented (TLS only)
+  std::string name;         // the comment of its authorized_clients line, or its certificate's CN
+
+  // "TLS, key SHA256:... (alice@laptop)" or "plaintext", for log lines.
+  std::string describe() const {
+    if (!tls) return "plaintext";
+    return "TLS, key " + fingerprint + (name.empty() ? "" : " (" + name + ")");
+  }
+};
+
+}  // namespace usbnet::agent

@@ -1,0 +1,21 @@
+// usbnet pair HOST:PORT: trust on first use, with a fingerprint to compare. It opens a TLS
+// connection to the agent only to see its key (in TLS 1.3 the client has the agent's
+// certificate before the agent judges the client's), shows its fingerprint, pins it in
+// known_agents once the user confirms (or with --yes), and prints this client's key line for
+// the agent's authorized_clients.
+#pragma once
+
+#include <string>
+
+namespace usbnet::cli {
+
+struct PairRequest {
+  std::string agent;     // HOST:PORT
+  bool yes = false;      // pin without asking
+  bool replace = false;  // replace a pinned key that differs
+  unsigned timeout_ms = 3000;
+};
+
+int pair(const PairRequest& request);
+
+}  // namespace usbnet::cli
