@@ -124,9 +124,11 @@ inline constexpr std::uint32_t kCapHotplug = 1u << 1;       // DEVICE_ARRIVED / 
 inline constexpr std::uint32_t kCapKernelDriver = 1u << 2;  // KERNEL_DRIVER does real work
 inline constexpr std::uint32_t kKnownCapabilities = 0x07;
 
-// Authentication methods of HELLO.
-enum class AuthMethod : std::uint8_t { None = 0, Token = 1 };
-inline constexpr std::uint8_t kMaxAuthMethod = 1;
+// Authentication methods of HELLO. Pair: auth is a pairing proof (kPairingProofLength bytes),
+// the client's in its HELLO, the agent's in its answer (docs/PROTOCOL.md, "Pairing").
+enum class AuthMethod : std::uint8_t { None = 0, Token = 1, Pair = 2 };
+inline constexpr std::uint8_t kMaxAuthMethod = 2;
+inline constexpr std::uint16_t kPairingProofLength = 32;  // an HMAC-SHA256
 
 // KERNEL_DRIVER operations.
 enum class KernelDriverOp : std::uint8_t { Query = 0, Detach = 1, Attach = 2 };

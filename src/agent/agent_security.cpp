@@ -12,7 +12,8 @@ using security::Verdict;
 
 namespace {
 
-Verdict judge_client(const security::AgentFiles& files, const security::PeerCertificate& client) {
+Verdict judge_client(const security::AgentFiles& files, const PairingWindow& pairing,
+                     const security::PeerCertificate& client) {
   if (client.key) {
     auto authorized = security::AuthorizedClients::load(files.authorized_clients());
     if (!authorized) {
@@ -28,6 +29,10 @@ Verdict judge_client(const security::AgentFiles& files, const security::PeerCert
   if (client.issued_by_trusted_ca) {
     return Verdict::accept(PeerIdentity{PeerIdentity::Trust::OrganisationCa, client.key,
                                         client.fingerprint, client.subject});
+  }
+  if (client.key && pairing.code_waiting()) {
+    return Verdict::accept(
+        PeerIdentity{PeerIdentity::Trust::PairingOnly, client.key, client.fingerprint, "pairing"});
   }
   return Verdict::refuse(fmt::format("client key {} is not in {}", client.fingerprint,
                                      files.authorized_clients().string()));
@@ -54,13 +59,13 @@ Expected<std::shared_ptr<AgentSecurity>, std::string> AgentSecurity::load(
 }
 
 Verdict AgentSecurity::judge(const security::PeerCertificate& client) const {
-  return judge_client(files_, client);
+  return judge_client(files_, *pairing_, client);
 }
 
 std::unique_ptr<security::TlsSession> AgentSecurity::new_session() const {
   return std::make_unique<security::TlsSession>(
-      context_, [files = files_](const security::PeerCertificate& client) {
-        return judge_client(files, client);
+      context_, [files = files_, pairing = pairing_](const security::PeerCertificate& client) {
+        return judge_client(files, *pairing, client);
       });
 }
 

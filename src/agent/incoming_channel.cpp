@@ -98,6 +98,8 @@ IoResult IncomingChannel::handshake() {
     if (const auto& peer = tls_->session().peer()) {
       identity_->fingerprint = peer->fingerprint;
       identity_->name = peer->name;
+      identity_->key = peer->key;
+      identity_->pairing_only = peer->trust == security::PeerIdentity::Trust::PairingOnly;
     }
   }
   return step;

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "common/device_filter.h"
 #include "common/log.h"
 #include "security/key_store.h"
+#include "security/pairing.h"
 #include "security/trust_files.h"
 #include "transport/endpoint.h"
 
@@ -89,6 +91,24 @@ int authorize(const std::string& state_dir, const std::string& text) {
               *added ? "authorized" : "already authorized:", line->key.fingerprint().c_str(),
               line->comment.empty() ? "" : " ", line->comment.c_str(),
               files.authorized_clients().c_str());
+  return 0;
+}
+
+// usbnet-agent pair: a one-time code in the state directory, for `usbnet pair --code`.
+int make_pairing_code(const std::string& state_dir, std::uint32_t valid_s) {
+  const security::AgentFiles files{state_dir};
+  if (auto error = security::make_private_dir(files.dir)) return fail(*error);
+  const std::string code = security::generate_pairing_code();
+  if (code.empty()) return fail("pair: no random bytes for a code");
+  const auto expires = static_cast<std::int64_t>(std::time(nullptr)) + valid_s;
+  if (auto error = security::write_pairing_code(files.pairing_code(), {code, expires})) {
+    return fail("pair: " + *error);
+  }
+  std::printf("Pairing code: %s\n", code.c_str());
+  std::printf(
+      "Valid for %u s, once, for the agent whose state directory is %s.\n"
+      "On the client machine: usbnet pair HOST:PORT --code %s\n",
+      valid_s, files.dir.c_str(), code.c_str());
   return 0;
 }
 
@@ -168,6 +188,18 @@ int main(int argc, char** argv) {
       ->required();
   authorize_command->fallthrough();  // --state-dir may come after it
   authorize_command->configurable(false);
+  std::uint32_t pair_valid_s = 600;
+  auto* pair_command = app.add_subcommand(
+      "pair",
+      "Make a one-time pairing code for a new client, print it, and exit: the running agent "
+      "with the same state directory then lets in the one client that types it into `usbnet "
+      "pair HOST:PORT --code CODE`, which also pins this agent's key. The code is used once; "
+      "five wrong codes forget it, and each wrong one holds off pairing for a doubling time");
+  pair_command->add_option("--valid", pair_valid_s, "Seconds until the code expires (1 to 86400)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  pair_command->fallthrough();  // --state-dir may come after it
+  pair_command->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -181,6 +213,7 @@ int main(int argc, char** argv) {
     if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
   }
   if (authorize_command->parsed()) return authorize(flags.security.state_dir, authorize_line);
+  if (pair_command->parsed()) return make_pairing_code(flags.security.state_dir, pair_valid_s);
 
   log::set_prefix("usbnet-agent");
   const auto level = log::parse_level(flags.log_level);

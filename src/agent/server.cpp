@@ -124,7 +124,9 @@ void Server::accepted(tcp::socket socket) {
   }
   copts.frame_limit_until_admitted = kMaxHelloFrame;
   auto identity = std::make_shared<ClientIdentity>();
-  auto session = std::make_shared<Session>(registry_, options_.session, identity);
+  SessionOptions session_options = options_.session;
+  if (options_.security) session_options.pairing = options_.security->pairing();
+  auto session = std::make_shared<Session>(registry_, std::move(session_options), identity);
   session->hold(std::move(std::get<ConnectionQuota::Ticket>(admitted)));
   auto connection = std::make_shared<transport::AsioConnection>(
       io_.get_executor(),

@@ -97,34 +97,73 @@ void Session::reply(std::uint32_t id, std::int32_t result, std::uint32_t value) 
 
 void Session::handle(wire::Hello& m) {
   if (hello_done_) return protocol_violation("a second HELLO");
-  if (m.auth_method != wire::AuthMethod::None) {
+  wire::Bytes answer_auth;
+  if (m.auth_method == wire::AuthMethod::Pair) {
+    auto proof = pair(m);
+    if (!proof) return;
+    answer_auth = std::move(*proof);
+  } else if (m.auth_method != wire::AuthMethod::None) {
     // Accepting credentials the agent does not check would let the client believe they were.
     log::warn(
         "{}: refused: HELLO offers authentication method {}, which this agent does not "
         "check",
         peer_, static_cast<unsigned>(m.auth_method));
-    connection_->send(wire::Error{
-        0, kAccess,
+    return refuse_hello(
+        kAccess,
         fmt::format("authentication method {} is not supported by this agent, which checks no "
                     "credentials: connect with auth_method 0 (none)",
-                    static_cast<unsigned>(m.auth_method))});
-    connection_->close("unsupported authentication method");
-    return;
+                    static_cast<unsigned>(m.auth_method)),
+        "unsupported authentication method");
+  } else if (identity_->pairing_only) {
+    // Let in by the handshake only to pair: nothing else.
+    log::warn("{}: refused: client key {} is not authorized and did not pair", peer_,
+              identity_->fingerprint);
+    return refuse_hello(kAccess,
+                        fmt::format("this agent does not know the client key {}: pair with "
+                                    "`usbnet pair HOST:PORT --code CODE` (a code from "
+                                    "`usbnet-agent pair`), or have it added to authorized_clients",
+                                    identity_->fingerprint),
+                        "client key not authorized");
   }
   // Introduced: frames up to the protocol's cap, full-size reads.
   connection_->admit();
   connection_->set_peer_heartbeat(std::chrono::milliseconds(m.heartbeat_ms));
-  connection_->send(wire::Hello{m.id,
-                                wire::kProtocolVersion,
-                                options_.capabilities,
-                                options_.heartbeat_ms,
-                                wire::AuthMethod::None,
-                                {},
-                                options_.agent_name});
+  connection_->send(
+      wire::Hello{m.id, wire::kProtocolVersion, options_.capabilities, options_.heartbeat_ms,
+                  answer_auth.empty() ? wire::AuthMethod::None : wire::AuthMethod::Pair,
+                  std::move(answer_auth), options_.agent_name});
   hello_done_ = true;
   // The audit trail: who, from where, with which key (then what it opens, and when it leaves).
   log::info("{}: client connected ({}), {}", peer_, m.name.empty() ? "unnamed" : m.name,
-            identity_->describe());
+            m.auth_method == wire::AuthMethod::Pair
+                ? "TLS, key " + identity_->fingerprint + " (paired just now)"
+                : identity_->describe());
+}
+
+std::optional<wire::Bytes> Session::pair(const wire::Hello& m) {
+  if (!identity_->tls || !identity_->key || !options_.pairing) {
+    log::warn("{}: pairing refused: not a TLS connection with an Ed25519 key", peer_);
+    refuse_hello(kAccess,
+                 "pairing needs TLS with the client's Ed25519 key (usbnet pair makes that "
+                 "connection)",
+                 "pairing without TLS");
+    return std::nullopt;
+  }
+  const std::string comment = "paired-" + peer_.substr(0, peer_.rfind(':'));
+  auto outcome = options_.pairing->attempt(*identity_->key, m.auth, comment);
+  if (const auto* refused = std::get_if<PairingWindow::Refused>(&outcome)) {
+    log::warn("{}: pairing refused for key {}: {}", peer_, identity_->fingerprint, refused->text);
+    refuse_hello(refused->code, refused->text, "pairing refused");
+    return std::nullopt;
+  }
+  const auto& proof = std::get<PairingWindow::Paired>(outcome).agent_proof;
+  log::info("{}: paired: key {} added to authorized_clients", peer_, identity_->fingerprint);
+  return wire::Bytes(proof.begin(), proof.end());
+}
+
+void Session::refuse_hello(std::int32_t code, const std::string& text, const std::string& why) {
+  connection_->send(wire::Error{0, code, text});
+  connection_->close(why);
 }
 
 void Session::handle(wire::ListDevices& m) {

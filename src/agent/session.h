@@ -22,6 +22,7 @@
 #include "agent/device.h"
 #include "agent/device_sharing.h"
 #include "agent/limits.h"
+#include "agent/pairing_window.h"
 #include "agent/registry.h"
 #include "agent/urb_capture.h"
 #include "common/log_limiter.h"
@@ -38,6 +39,8 @@ struct SessionOptions {
   ClientLimits limits;
   // --pcap: where the URBs and their completions are recorded (null: nowhere).
   std::shared_ptr<UrbCapture> capture;
+  // Pairing with a one-time code (null: this agent has no keys, and pairing is refused).
+  std::shared_ptr<PairingWindow> pairing;
 };
 
 class Session : public transport::StreamHandler, public std::enable_shared_from_this<Session> {
@@ -93,6 +96,9 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   };
 
   void handle(wire::Hello& m);
+  // A HELLO with auth_method Pair: the agent's proof to send back, or nullopt (refused, closed).
+  std::optional<wire::Bytes> pair(const wire::Hello& m);
+  void refuse_hello(std::int32_t code, const std::string& text, const std::string& why);
   void handle(wire::ListDevices& m);
   void handle(wire::Open& m);
   void handle(wire::Close& m);

@@ -159,11 +159,18 @@ int main(int argc, char** argv) {
   cli::PairRequest pair_request;
   auto* pair_command = app.add_subcommand(
       "pair",
-      "Pin an agent's key in known_agents after showing its fingerprint to compare, and print "
-      "this client's key line for the agent's authorized_clients");
+      "Pair with an agent. With a code from `usbnet-agent pair` (--code): in one step, the agent "
+      "lets this client in and its key is pinned in known_agents. Without: pin the agent's key "
+      "after showing its fingerprint to compare, and print this client's key line for the "
+      "agent's authorized_clients");
   pair_command->add_option("agent", pair_request.agent, "The agent, as HOST:PORT")->required();
   pair_command->add_flag("--yes", pair_request.yes,
                          "Pin without asking (once the fingerprint is compared)");
+  pair_command->add_option(
+      "--code", pair_request.code,
+      "A one-time pairing code from `usbnet-agent pair` on the agent's machine: pairs in one "
+      "step (the agent lets this client in, and its key is pinned) once each side has proved "
+      "that it knows the code; asked for on a terminal when neither --code nor --yes is given");
   pair_command->add_flag("--replace", pair_request.replace,
                          "Replace the key pinned for this agent (after a legitimate change)");
   pair_command

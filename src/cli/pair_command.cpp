@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "client/agent_client.h"
 #include "client/client_security.h"
+#include "security/pairing.h"
 #include "security/trust_files.h"
 #include "transport/endpoint.h"
 
@@ -35,7 +37,41 @@ struct Seen {
   std::optional<security::PublicKey> key;
   std::string fingerprint;
   std::string name;
+  bool agent_proved_code = false;
 };
+
+std::string read_code_from_terminal() {
+  std::printf("Pairing code from `usbnet-agent pair` (empty: compare the fingerprint instead): ");
+  std::fflush(stdout);
+  std::string typed;
+  std::getline(std::cin, typed);
+  return typed;
+}
+
+// After a connection with a pairing code: pinned only if the agent proved the code.
+int finish_code_pairing(client::ClientTrust& trust, const std::string& name,
+                        const security::PublicKey& key, const std::optional<std::string>& error,
+                        const std::shared_ptr<Seen>& seen) {
+  bool proved = false;
+  {
+    std::lock_guard lock(seen->mutex);
+    proved = seen->agent_proved_code;
+  }
+  if (!proved) return fail("not paired: " + error.value_or("the agent did not prove the code"));
+  // The agent proved the code its operator showed, for this very key: it replaces an older
+  // pin (the code vouches for the change).
+  const security::KeyLine agent_line{key, "usbnet-agent"};
+  auto pinned = security::pin_agent(trust.files().known_agents(), name, agent_line, true);
+  if (!pinned) return fail(pinned.error());
+  std::printf(
+      "Paired with %s: its key %s is pinned in %s, and the agent has added this "
+      "client's key to its authorized_clients.\n",
+      name.c_str(), key.fingerprint().c_str(), trust.files().known_agents().c_str());
+  if (error) {
+    std::printf("(The connection after pairing ended: %s)\n", error->c_str());
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -48,6 +84,17 @@ int pair(const PairRequest& request) {
   auto context = trust->context();
   if (!context) return fail(context.error());
   auto seen = std::make_shared<Seen>();
+  std::string typed = request.code;
+  if (typed.empty() && !request.yes && ::isatty(STDIN_FILENO)) typed = read_code_from_terminal();
+  std::optional<std::string> code;
+  if (!typed.empty()) {
+    code = security::normalize_pairing_code(typed);
+    if (!code) {
+      return fail("'" + typed +
+                  "' is not a pairing code (16 letters and digits, as `usbnet-agent pair` "
+                  "prints them: XXXX-XXXX-XXXX-XXXX)");
+    }
+  }
 
   client::ClientOptions options;
   options.agent = *agent;
@@ -72,6 +119,31 @@ int pair(const PairRequest& request) {
     };
     return client::ConnectDecision{std::optional<client::ChannelSecurity>{std::move(tls)}};
   };
+  if (code) {
+    const security::PublicKey own = (*context)->own_key();
+    options.hello_auth = [seen, own, code = *code] {
+      std::lock_guard lock(seen->mutex);
+      // The verifier above has run: the handshake is done.
+      const auto proof = security::client_pairing_proof(code, own, seen->key.value_or(own));
+      return std::pair{wire::AuthMethod::Pair, wire::Bytes(proof.begin(), proof.end())};
+    };
+    options.judge_agent_hello =
+        [seen, own, code = *code](const wire::Hello& hello) -> std::optional<std::string> {
+      std::lock_guard lock(seen->mutex);
+      security::PairingProof given{};
+      if (!seen->key || hello.auth_method != wire::AuthMethod::Pair ||
+          hello.auth.size() != given.size()) {
+        return "the agent accepted the code without proving that it knows it: nothing pinned";
+      }
+      std::copy(hello.auth.begin(), hello.auth.end(), given.begin());
+      if (!security::proofs_equal(given, security::agent_pairing_proof(code, *seen->key, own))) {
+        return "the agent's proof of the code is wrong: this is not the agent that made the "
+               "code (a man in the middle?); nothing pinned";
+      }
+      seen->agent_proved_code = true;
+      return std::nullopt;
+    };
+  }
   Quiet quiet;
   std::optional<std::string> error;
   {
@@ -84,6 +156,7 @@ int pair(const PairRequest& request) {
     key = seen->key;
   }
   if (!key) return fail("cannot see the key of " + name + ": " + error.value_or("no handshake"));
+  if (code) return finish_code_pairing(*trust, name, *key, error, seen);
 
   std::printf("The agent %s presents the key %s.\n", name.c_str(), key->fingerprint().c_str());
   std::printf(

@@ -145,13 +145,27 @@ class AgentClient::Impl {
       hello_id_ = next_id_locked();
     }
     conn->start();
-    conn->stream().send(wire::Hello{hello_id_,
-                                    wire::kProtocolVersion,
-                                    wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver,
-                                    static_cast<std::uint32_t>(options_.heartbeat.count()),
-                                    wire::AuthMethod::None,
-                                    {},
-                                    options_.name});
+    if (!options_.hello_auth) send_hello(*conn, wire::AuthMethod::None, {});
+  }
+
+  void send_hello(transport::AsioConnection& conn, wire::AuthMethod method, wire::Bytes auth) {
+    conn.stream().send(wire::Hello{hello_id_, wire::kProtocolVersion,
+                                   wire::kCapIso | wire::kCapHotplug | wire::kCapKernelDriver,
+                                   static_cast<std::uint32_t>(options_.heartbeat.count()), method,
+                                   std::move(auth), options_.name});
+  }
+
+  // With hello_auth: the HELLO, now that the agent's key is known.
+  void on_handshake_done(std::uint64_t generation) {
+    if (generation != generation_ || !options_.hello_auth) return;
+    std::shared_ptr<transport::AsioConnection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      conn = conn_;
+    }
+    if (!conn) return;
+    auto [method, auth] = options_.hello_auth();
+    send_hello(*conn, method, std::move(auth));
   }
 
   void connect_failed(const std::string& reason) {
@@ -200,6 +214,7 @@ class AgentClient::Impl {
       return impl->urbs_.landing_place(head, length);
     }
     void on_closed(const std::string& reason) override { impl->on_closed(generation, reason); }
+    void on_handshake_done() override { impl->on_handshake_done(generation); }
     Impl* impl;
     std::uint64_t generation;
   };
@@ -221,6 +236,13 @@ class AgentClient::Impl {
 
   void handle(const wire::Hello& hello) {
     if (hello.id != hello_id_ || handshake_done_) return protocol_fault("unexpected HELLO");
+    if (options_.judge_agent_hello) {
+      if (auto error = options_.judge_agent_hello(hello)) {
+        refusal_ = *error;
+        conn_->stream().close(*error);
+        return;
+      }
+    }
     handshake_done_ = true;
     conn_->stream().set_peer_heartbeat(std::chrono::milliseconds(hello.heartbeat_ms));
     std::lock_guard lock(mutex_);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -43,6 +44,11 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_delay_max{5000};
   // TLS or plaintext, asked at every connection attempt (client_security.h); none: plaintext.
   SecurityPolicy security;
+  // Pairing (usbnet pair --code): the HELLO's authentication, made once the handshake has shown
+  // the agent's key (the HELLO waits for it), and the judge of the agent's HELLO, whose error
+  // ends the connection (the reason ensure_connected() gives).
+  std::function<std::pair<wire::AuthMethod, wire::Bytes>()> hello_auth;
+  std::function<std::optional<std::string>(const wire::Hello&)> judge_agent_hello;
 };
 
 // Called on the client's io thread.

@@ -198,6 +198,7 @@ class FramedStream::Impl final : private wire::MessageSink, private FrameWriter:
         handshake_done_ = true;
         handshaking_ = false;
         writer_.open();  // what was sent meanwhile goes out now
+        handler_->on_handshake_done();
         return;
       case IoResult::Status::WouldBlock:
         handshake_wait_ = step.wait_for;

@@ -56,6 +56,10 @@ class StreamHandler : public wire::MessageSink {
   // handler whose answer turns true for another reason calls FramedStream::input_wanted().
   // Called on the driver's thread.
   virtual bool wants_input() const { return true; }
+
+  // The channel's handshake is done (a TLS peer's key is known now). Called on the driver's
+  // thread, once, before any message.
+  virtual void on_handshake_done() {}
 };
 
 // What a stream needs from whoever drives it.

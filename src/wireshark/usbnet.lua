@@ -46,7 +46,7 @@ local error_codes = {
 }
 local speeds = { [0] = "unknown", [1] = "low", [2] = "full", [3] = "high", [4] = "super",
                  [5] = "super plus" }
-local auth_methods = { [0] = "none", [1] = "token" }
+local auth_methods = { [0] = "none", [1] = "token", [2] = "pair" }
 local kernel_driver_ops = { [0] = "query", [1] = "detach", [2] = "attach" }
 
 local f = {
@@ -245,7 +245,7 @@ local function dissect_hello(r, info)
   end
   r:uint(f.heartbeat_ms, 4)
   local method = r:uint(f.auth_method, 1)
-  if method > 1 then malformed(r.tree, "bad auth method") end
+  if method > 2 then malformed(r.tree, "bad auth method") end
   local name_length = r:uint(f.name_length, 1)
   local auth_length = r:uint(f.auth_length, 2)
   if auth_length > 4096 then malformed(r.tree, "auth too long") end

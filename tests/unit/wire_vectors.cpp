@@ -19,6 +19,12 @@ constexpr std::uint8_t kConfig[] = {9, 2,    25, 0, 1, 1, 0, 0x80, 50, 9,    4, 
 constexpr std::uint8_t kMouseReport[] = {0x01, 0x04, 0x00, 0x00};
 constexpr std::uint8_t kIsoData[] = {0x00, 0x01, 0x02, 0x03};
 constexpr std::uint8_t kPiece[] = {0xde, 0xad, 0xbe, 0xef};
+// A pairing proof (its bytes are those of a vector, not a real HMAC): 00 01 ... 1f.
+const Bytes kPairingProof = [] {
+  Bytes proof(kPairingProofLength);
+  for (std::size_t i = 0; i < proof.size(); ++i) proof[i] = static_cast<std::uint8_t>(i);
+  return proof;
+}();
 
 DeviceInfo sample_device(std::uint32_t device_id) {
   DeviceInfo d;
@@ -41,6 +47,11 @@ const std::vector<GoldenVector>& golden_vectors() {
   static const std::vector<GoldenVector> vectors = {
       {"hello", Hello{1, 1, kCapIso | kCapHotplug, 5000, AuthMethod::None, {}, "shim"},
        "20000000004253550100000001000000010000000300000088130000000400007368696d"},
+      {"hello_pair",
+       Hello{1, 1, kCapIso | kCapHotplug | kCapKernelDriver, 5000, AuthMethod::Pair, kPairingProof,
+             "usbnet pair"},
+       "47000000004253550100000001000000010000000700000088130000020b2000000102030405060708090a0b0c0"
+       "d0e0f101112131415161718191a1b1c1d1e1f7573626e65742070616972"},
       {"error", Error{7, error_code::kBusy, "interface busy"},
        "20000000004253550200000007000000faffffff0e00696e746572666163652062757379"},
       {"reply", Reply{4, 1}, "1000000000425355030000000400000001000000"},
