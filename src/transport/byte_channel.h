@@ -61,6 +61,12 @@ class ByteChannel {
   virtual IoResult handshake() = 0;
   // Reads at most `into.size()` bytes (Done with at least one byte, or another status).
   virtual IoResult read(std::span<std::uint8_t> into) = 0;
+  // Reads into `first` and, once it is full, on into `then`, in one go where the channel can (the
+  // rest of a large payload and the head of the frame after it: one system call, not two). A
+  // channel that cannot reads into `first` only.
+  virtual IoResult read_into(std::span<std::uint8_t> first, std::span<std::uint8_t> /*then*/) {
+    return read(first);
+  }
   // Writes from the buffers in order, as much as the channel takes now (Done with the count).
   virtual IoResult write(std::span<const iovec> from) = 0;
   // Input the channel holds already, which a read returns without the descriptor being readable.

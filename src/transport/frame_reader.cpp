@@ -46,7 +46,11 @@ std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSin
                         : std::span<std::uint8_t>(read_buffer_)
                               .first(std::min(small_reads_ ? kSmallRead : read_buffer_.size(),
                                               read_buffer_.size()));
-    const IoResult result = channel_.read(into);
+    // With a payload's rest, the read goes on into the read buffer: the next frame's head
+    // usually arrives with it (one system call per piece of a large transfer, not two).
+    const std::span<std::uint8_t> after =
+        std::span<std::uint8_t>(read_buffer_).first(std::min(kSmallRead, read_buffer_.size()));
+    const IoResult result = direct.empty() ? channel_.read(into) : channel_.read_into(into, after);
     switch (result.status) {
       case IoResult::Status::Done:
         break;
@@ -60,13 +64,18 @@ std::optional<FrameReader::Failure> FrameReader::read_available(wire::MessageSin
     }
     readiness_.store(kReadable, std::memory_order_relaxed);
     const std::size_t got = result.bytes;
-    if (auto failure = consume(got, !direct.empty(), sink)) return failure;
+    const std::size_t into_got = std::min(got, into.size());
+    if (auto failure = consume(into_got, !direct.empty(), sink)) return failure;
+    if (got > into_got) {  // the bytes after the payload's rest, in the read buffer
+      if (auto failure = consume(got - into_got, false, sink)) return failure;
+    }
     if (direct.empty() && got == into.size() && decoder_.direct_target().empty()) {
       small_reads_ = false;  // small frames queue up: read them in bulk
     }
     // A short read took everything there was (unless the channel holds more it has decoded
     // already): the next read would find nothing.
-    if (got < into.size() && !channel_.has_buffered_input()) return std::nullopt;
+    const std::size_t asked = direct.empty() ? into.size() : into.size() + after.size();
+    if (got < asked && !channel_.has_buffered_input()) return std::nullopt;
   }
   return std::nullopt;
 }

@@ -96,6 +96,21 @@ IoResult TcpChannel::read(std::span<std::uint8_t> into) {
   }
 }
 
+IoResult TcpChannel::read_into(std::span<std::uint8_t> first, std::span<std::uint8_t> then) {
+  iovec parts[2] = {{first.data(), first.size()}, {then.data(), then.size()}};
+  msghdr msg{};
+  msg.msg_iov = parts;
+  msg.msg_iovlen = 2;
+  for (;;) {
+    const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
+    if (n > 0) return IoResult::done(static_cast<std::size_t>(n));
+    if (n == 0) return IoResult::closed();
+    if (errno == EINTR) continue;
+    if (would_block(errno)) return IoResult::would_block(kReadable);
+    return IoResult::failed(std::strerror(errno));
+  }
+}
+
 IoResult TcpChannel::write(std::span<const iovec> from) {
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(from.data());

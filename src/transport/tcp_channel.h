@@ -19,6 +19,7 @@ class TcpChannel final : public ByteChannel {
 
   IoResult handshake() override { return IoResult::done(0); }
   IoResult read(std::span<std::uint8_t> into) override;
+  IoResult read_into(std::span<std::uint8_t> first, std::span<std::uint8_t> then) override;
   IoResult write(std::span<const iovec> from) override;
   bool has_buffered_input() const override { return false; }
   void shutdown() override;
