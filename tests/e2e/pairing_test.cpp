@@ -67,8 +67,8 @@ TEST_CASE("a pairing code authorizes the client and pins the agent in one step, 
   // refusal and nothing else (its own directory, with the agent pinned so that it uses TLS).
   TempDir stranger;
   {
-    std::ofstream(stranger.path() / "known_agents") << agent.endpoint() << " " << agent.key_line()
-                                                     << "\n";
+    std::ofstream(stranger.path() / "known_agents")
+        << agent.endpoint() << " " << agent.key_line() << "\n";
   }
   const RunResult refused = list(agent, stranger);
   INFO(refused.out << refused.err);
