@@ -69,7 +69,7 @@ TEST_CASE("the device list carries every simulated device with its raw descripto
     CHECK(d.port_numbers.size() == 1);
     CHECK(d.active_config == 1);
     CHECK(d.device_descriptor[0] == 18);
-    CHECK((d.device_descriptor[8] | d.device_descriptor[9] << 8) == loopback_device::kVendorId);
+    CHECK(topology::vendor_id(d) == loopback_device::kVendorId);
     products.insert(
         static_cast<std::uint16_t>(d.device_descriptor[10] | d.device_descriptor[11] << 8));
     REQUIRE(d.configs.size() == 1);
@@ -90,8 +90,8 @@ TEST_CASE("the device list carries the simulated root hub first, and each device
   REQUIRE(devices.size() == 3);
   const wire::DeviceInfo& hub = devices[0];
   CHECK(hub.device_descriptor[4] == 0x09);  // bDeviceClass: hub
-  CHECK((hub.device_descriptor[8] | hub.device_descriptor[9] << 8) == 0x1d6b);
-  CHECK((hub.device_descriptor[10] | hub.device_descriptor[11] << 8) == 0x0002);
+  CHECK(topology::vendor_id(hub) == 0x1d6b);
+  CHECK(topology::product_id(hub) == 0x0002);
   CHECK(hub.parent_id == 0);
   CHECK(hub.bus_number == 100);
   CHECK(hub.device_address == 1);

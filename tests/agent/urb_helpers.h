@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/loopback_device.h"
+#include "common/topology.h"
 #include "support/wire_client.h"
 
 namespace usbnet::test {
@@ -84,8 +85,7 @@ inline std::optional<Completion> run_urb(WireClient& c, const wire::UrbSubmit& u
 // interface 0.
 inline std::uint32_t open_claimed(WireClient& c, std::uint16_t product) {
   for (const auto& d : c.list()) {
-    if ((d.device_descriptor[8] | d.device_descriptor[9] << 8) != loopback_device::kVendorId)
-      continue;
+    if (topology::vendor_id(d) != loopback_device::kVendorId) continue;
     if ((d.device_descriptor[10] | d.device_descriptor[11] << 8) != product) continue;
     auto handle = c.request(wire::Open{0, d.device_id});
     if (!handle) return 0;
