@@ -625,5 +625,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  return is_worker ? worker() : driver(argv[0], o);
+  if (is_worker) return worker();
+  try {
+    return driver(argv[0], o);
+  } catch (const std::exception& e) {
+    // Setting up (the keys' directory, the raw servers) failed.
+    std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
+    return 1;
+  }
 }

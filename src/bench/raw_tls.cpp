@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -176,7 +177,15 @@ RawTlsServer::RawTlsServer(const security::KeyPair& server_key, const security::
       client_context_(make_context(TlsRole::Client, client_key)) {
   const int listener = listen_on_loopback(port_);
   pid_ = ::fork();
-  if (pid_ == 0) serve(listener, server_key, client_key.public_key());
+  if (pid_ == 0) {
+    // The child never returns into the driver's code, whatever happens.
+    try {
+      serve(listener, server_key, client_key.public_key());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "usbnet-bench: the raw TLS server: %s\n", e.what());
+    }
+    ::_exit(1);
+  }
   ::close(listener);
 }
 
