@@ -310,10 +310,10 @@ void tls_rows(Child& agent, int agent_port, const BenchKeys& keys, int rounds, i
   const std::string theirs =
       negotiated_tls(raw.port(), keys.client_key, keys.agent_key.public_key());
   std::printf(
-      "\nTLS 1.3: usbnet with paired keys (the worker's key authorized, the agent's pinned) "
-      "beside\n"
-      "raw TLS: two processes with usbnet's TLS setup and Ed25519 keys over the same loopback\n"
-      "TCP, the same shapes as raw TCP's above (ping-pong; pipe xD and stream, the better one).\n"
+      "\nTLS 1.3: usbnet with paired keys (the worker's key authorized, the agent's pinned)\n"
+      "beside raw TLS: two processes with usbnet's TLS setup and Ed25519 keys over the same\n"
+      "loopback TCP, the same shapes as raw TCP's above (ping-pong; pipe xD and stream, the\n"
+      "better one).\n"
       "usbnet negotiates %s; raw TLS %s.\n",
       ours.c_str(), theirs.c_str());
   if (ours != theirs) throw std::runtime_error("the raw TLS pair negotiates another cipher suite");
