@@ -7,7 +7,7 @@
 // loopback device, both started here.
 //
 //   usbnet-bench [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] [--one-connection]
-//                [--delays MS,...|none]
+//                [--no-tls] [--delays MS,...|none]
 //
 // Each row alternates between usbnet and raw TCP for several rounds and compares the medians,
 // so that a machine that gets busier or quieter during the run affects both alike. Both sides
@@ -22,6 +22,11 @@
 // modes (raw TCP ping-pong 4.3 us on one CPU, 40-60 us across two; streaming 9 GB/s or 1.5).
 // One CPU (the idlest at the start) measures what each side costs; --cpus any lets the
 // scheduler place them.
+//
+// Then the TLS rows (unless --no-tls): usbnet over TLS 1.3, the worker's client key authorized by
+// the agent and the agent's key pinned by the worker, beside a raw TLS pair (raw_tls.h) made
+// with usbnet's own TLS contexts and keys of the same type, so the same cipher suite, which
+// the block's header shows as both negotiate it. Every key lives in a temporary directory.
 //
 // Then the delayed-link rows (--delays, round trips in ms; 0,1,10 by default): the same kinds of
 // work through a delaying proxy (delay_proxy.h), usbnet's connection to the agent and the raw
@@ -50,12 +55,15 @@
 
 #include "bench/delay_proxy.h"
 #include "bench/raw_tcp.h"
+#include "bench/raw_tls.h"
 #include "bench/rows.h"
 #include "bench/usb_measure.h"
 #include "common/loopback_device.h"
+#include "security/key_store.h"
 
 namespace fs = std::filesystem;
 namespace loopback_device = usbnet::loopback_device;
+namespace security = usbnet::security;
 using namespace usbnet::bench;
 using std::chrono::milliseconds;
 
@@ -67,6 +75,7 @@ struct Options {
   std::string piece_size;
   bool one_cpu = true;
   bool one_connection = false;
+  bool tls = true;
   // Round trips of the delayed-link rows, in milliseconds; empty: none.
   std::vector<double> delays_ms = {0, 1, 10};
 };
@@ -76,11 +85,69 @@ const std::vector<std::size_t> kBulkSizes = {4096, 65536, 1 << 20};
 const std::vector<int> kDepths = {1, 2, 4, 8, 16, 32};
 constexpr std::size_t kAsyncSize = 65536;
 constexpr int kDelayedDepth = 8;  // async transfers in flight on a delayed link
+// The TLS rows' queue depths: the plaintext rows' first with a target, and their deepest.
+const std::vector<int> kTlsDepths = {8, 32};
 
-void print_column_heads() {
-  std::printf("%-40s %10s %10s %6s  %-12s %-22s\n", "", "usbnet", "raw TCP", "ratio", "raw is",
+void print_column_heads(const char* raw = "raw TCP") {
+  std::printf("%-40s %10s %10s %6s  %-12s %-22s\n", "", "usbnet", raw, "ratio", "raw is",
               "usbnet range");
 }
+
+// The run's keys and trust files, in a temporary directory removed at the end: the agent's
+// state directory (its key, authorized_clients with the TLS worker's key), the TLS worker's
+// client directory (its key, known_agents pinning the agent), and an empty client directory for
+// the plaintext workers (whose agent on loopback, not pinned there, they reach in plaintext).
+struct BenchKeys {
+  BenchKeys()
+      : dir(make_temp_dir()),
+        agent_key(make_key(state_dir(), "agent_key", kAgentComment)),
+        client_key(make_key(tls_client_dir(), "client_key", kClientComment)) {
+    check(security::make_private_dir(plain_client_dir()));
+    check(security::append_private_line(state_dir() / "authorized_clients",
+                                        line_of(client_key, kClientComment)));
+  }
+  ~BenchKeys() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  BenchKeys(const BenchKeys&) = delete;
+  BenchKeys& operator=(const BenchKeys&) = delete;
+
+  fs::path state_dir() const { return dir / "agent-state"; }
+  fs::path tls_client_dir() const { return dir / "tls-client"; }
+  fs::path plain_client_dir() const { return dir / "plain-client"; }
+  // The TLS worker pins the agent at `endpoint`.
+  void pin_agent(const std::string& endpoint) const {
+    check(security::append_private_line(tls_client_dir() / "known_agents",
+                                        endpoint + " " + line_of(agent_key, kAgentComment)));
+  }
+
+  const fs::path dir;
+  const security::KeyPair agent_key;
+  const security::KeyPair client_key;
+
+ private:
+  static constexpr const char* kAgentComment = "usbnet-bench-agent";
+  static constexpr const char* kClientComment = "usbnet-bench-client";
+
+  static void check(const std::optional<std::string>& error) {
+    if (error) throw std::runtime_error(*error);
+  }
+  static fs::path make_temp_dir() {
+    std::string pattern = (fs::temp_directory_path() / "usbnet-bench-keys.XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    return pattern;
+  }
+  static security::KeyPair make_key(const fs::path& in, const char* name, const char* comment) {
+    check(security::make_private_dir(in));
+    auto loaded = security::load_or_create_key(in / name, comment);
+    if (!loaded) throw std::runtime_error(loaded.error());
+    return loaded->key;
+  }
+  static std::string line_of(const security::KeyPair& key, const char* comment) {
+    return security::KeyLine{key.public_key(), comment}.to_string();
+  }
+};
 
 // ---- the worker: measures through libusb on command ----------------------------------------
 //
@@ -233,6 +300,56 @@ int pin_to_one_cpu() {
   return ::sched_setaffinity(0, sizeof one, &one) == 0 ? best : -1;
 }
 
+// The TLS block: usbnet over TLS (workers from `tls_worker`, a fresh one, and so a fresh
+// connection, for each kind of work) beside the raw TLS pair.
+void tls_rows(Child& agent, int agent_port, const BenchKeys& keys, int rounds, int iterations,
+              std::size_t async_total, const std::function<Child*()>& tls_worker) {
+  RawTlsServer raw(keys.agent_key, keys.client_key);
+  // What usbnet negotiates is what a client made like the shim's gets from the agent.
+  const std::string ours = negotiated_tls(agent_port, keys.client_key, keys.agent_key.public_key());
+  const std::string theirs =
+      negotiated_tls(raw.port(), keys.client_key, keys.agent_key.public_key());
+  std::printf(
+      "\nTLS 1.3: usbnet with paired keys (the worker's key authorized, the agent's pinned)\n"
+      "beside raw TLS: two processes with usbnet's TLS setup and Ed25519 keys over the same\n"
+      "loopback TCP, the same shapes as raw TCP's above (ping-pong; pipe xD and stream, the\n"
+      "better one).\n"
+      "usbnet negotiates %s; raw TLS %s.\n",
+      ours.c_str(), theirs.c_str());
+  if (ours != theirs) throw std::runtime_error("the raw TLS pair negotiates another cipher suite");
+  print_column_heads("raw TLS");
+  Child* worker = tls_worker();
+  block({{"control round trip, 8 B, TLS",
+          [&] { return ask(*worker, "control 8 " + std::to_string(iterations)); }}},
+        {{"ping-pong",
+          [&] { return static_cast<double>(raw.median_round_trip(8, 8, iterations).count()); }}},
+        rounds, true, [](std::size_t) { return std::string("target <= 1.30"); });
+  // The worker really spoke TLS: the agent's audit line names its key.
+  if (slurp(agent.stderr_path).find("), TLS, key " + keys.client_key.public_key().fingerprint()) ==
+      std::string::npos) {
+    throw std::runtime_error("the TLS worker did not connect over TLS: " +
+                             slurp(agent.stderr_path));
+  }
+  for (const bool in : {true, false}) {
+    worker = tls_worker();
+    std::vector<Measure> rows, baselines;
+    for (int depth : kTlsDepths) {
+      const std::string command = std::string("async ") + (in ? "in " : "out ") +
+                                  std::to_string(depth) + " " + std::to_string(async_total);
+      rows.push_back({std::string("async bulk ") + (in ? "IN" : "OUT") + ", 64 KiB, depth " +
+                          std::to_string(depth) + ", TLS",
+                      [&, command] { return ask(*worker, command); }});
+      baselines.push_back({"pipe x" + std::to_string(depth), [&, depth] {
+                             return raw.pipelined_throughput(kAsyncSize, depth, async_total, in);
+                           }});
+    }
+    baselines.push_back(
+        {"stream", [&] { return raw.stream_throughput(kAsyncSize, async_total, in); }});
+    block(rows, baselines, rounds, false,
+          [](std::size_t) { return std::string("target >= 0.75"); });
+  }
+}
+
 int driver(const char* self, const Options& o) {
   // A worker that died is reported through its pipe, not by killing the driver.
   std::signal(SIGPIPE, SIG_IGN);
@@ -245,8 +362,10 @@ int driver(const char* self, const Options& o) {
                  shim.c_str());
     return 2;
   }
-  std::vector<std::string> agent_args{agent.string(), "--listen", "127.0.0.1:0", "--no-usb",
-                                      "--simulate",   "loopback", "--log-level", "info"};
+  const BenchKeys keys;
+  std::vector<std::string> agent_args{
+      agent.string(), "--listen",    "127.0.0.1:0", "--no-usb",    "--simulate",
+      "loopback",     "--log-level", "info",        "--state-dir", keys.state_dir().string()};
   if (!o.piece_size.empty()) agent_args.insert(agent_args.end(), {"--piece-size", o.piece_size});
   Child agent_process = spawn(agent_args, {});
   std::string port;
@@ -260,10 +379,17 @@ int driver(const char* self, const Options& o) {
     std::fprintf(stderr, "usbnet-bench: the agent did not start\n");
     return 1;
   }
+  // The plaintext workers: the agent is on loopback and not pinned in their (empty) directory.
   std::map<std::string, std::string> env{{"LD_PRELOAD", shim.string()},
                                          {"USBNET_AGENT", "127.0.0.1:" + port},
-                                         {"USBNET_DEVICES", loopback_device::kVidPid}};
+                                         {"USBNET_DEVICES", loopback_device::kVidPid},
+                                         {"USBNET_CONFIG_DIR", keys.plain_client_dir().string()}};
   if (!o.piece_size.empty()) env["USBNET_PIECE_SIZE"] = o.piece_size;
+  // The TLS workers: the agent pinned, their key authorized.
+  keys.pin_agent("127.0.0.1:" + port);
+  std::map<std::string, std::string> tls_env = env;
+  tls_env["USBNET_CONFIG_DIR"] = keys.tls_client_dir().string();
+  tls_env["USBNET_INSECURE"] = "0";
   Child worker_process = spawn({self, "--worker"}, env);
   const auto stop_worker = [&] {
     std::fprintf(worker_process.to, "quit\n");
@@ -369,6 +495,15 @@ int driver(const char* self, const Options& o) {
         return kDepths[i] >= 8 ? std::string("target >= 0.75") : std::string();
       });
     }
+    if (o.tls) {
+      tls_rows(agent_process, std::stoi(port), keys, rounds, iterations, async_total, [&] {
+        stop_worker();
+        worker_process = spawn({self, "--worker"}, tls_env);
+        return &worker_process;
+      });
+      stop_worker();
+      worker_process = spawn({self, "--worker"}, env);
+    }
     if (!o.delays_ms.empty()) {
       std::printf(
           "\nDelayed links: usbnet (worker -> proxy -> agent) and raw TCP (client -> proxy ->\n"
@@ -472,6 +607,8 @@ int main(int argc, char** argv) {
       o.piece_size = argv[++i];
     } else if (a == "--one-connection") {
       o.one_connection = true;
+    } else if (a == "--tls" || a == "--no-tls") {
+      o.tls = a == "--tls";
     } else if (a == "--delays" && i + 1 < argc) {
       if (!parse_delays(argv[++i], o.delays_ms)) {
         std::fprintf(stderr, "usbnet-bench: --delays wants round trips in ms (0,1,10) or none\n");
@@ -483,10 +620,17 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--rounds N] [--piece-size BYTES] [--cpus one|any] "
-                   "[--one-connection] [--delays MS,...|none]\n",
+                   "[--one-connection] [--tls|--no-tls] [--delays MS,...|none]\n",
                    argv[0]);
       return 2;
     }
   }
-  return is_worker ? worker() : driver(argv[0], o);
+  if (is_worker) return worker();
+  try {
+    return driver(argv[0], o);
+  } catch (const std::exception& e) {
+    // Setting up (the keys' directory, the raw servers) failed.
+    std::fprintf(stderr, "usbnet-bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -150,6 +150,10 @@ IoResult TlsChannel::failed() {
   } else if (peer_closed_ && first_count_ == 0) {
     ERR_clear_error();
     why = "the peer closed the connection during the TLS handshake";
+  } else if (peer_closed_ && ERR_peek_error() == 0 && session_->refusal().empty() &&
+             session_->ssl() && SSL_is_init_finished(session_->ssl()) == 0) {
+    // OpenSSL says no more than "TLS failed" of a peer that left in the middle of a record.
+    why = "the peer closed the connection in the middle of the TLS handshake (a truncated record)";
   } else {
     why = session_->failure_reason();
   }
