@@ -15,6 +15,7 @@
 #include "agent/agent_security.h"
 #include "agent/backends.h"
 #include "agent/config_file.h"
+#include "agent/heap_policy.h"
 #include "agent/limit_flags.h"
 #include "agent/registry.h"
 #include "agent/security_flags.h"
@@ -115,6 +116,7 @@ int make_pairing_code(const std::string& state_dir, std::uint32_t valid_s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  agent::keep_freed_transfer_memory();
   Flags flags;
   CLI::App app{
       "usbnet-agent: serves this machine's USB devices, and simulated ones, to programs on\n"
