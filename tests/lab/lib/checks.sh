@@ -2,7 +2,7 @@
 # The lab's checks: each runs plain libusb programs on the host, under LD_PRELOAD=libusbnet.so,
 # against the devices the agent in the guest exports, and fails (die) with the reason.
 
-LAB_CHECKS=(mixed_events lsusb mass_storage hid ccid mtp pcscd unplug no_udevd guest_lsusb agent_killed)
+LAB_CHECKS=(mixed_events tls lsusb mass_storage hid ccid mtp pcscd unplug no_udevd guest_lsusb agent_killed)
 
 # The emulated devices (QEMU's IDs): storage, MTP, card reader, audio; keyboard and mouse share
 # 0627:0001 and differ by their interface protocol.
@@ -98,6 +98,45 @@ guest_topology() {
       printf "Port %s Dev %03d ID %s:%s%s parent %s\n" "$port" "$(cat $d/devnum)" \
         "$(cat $d/idVendor)" "$(cat $d/idProduct)" "$hub" "$parent"
     done | sort'
+}
+
+# ---- TLS: the host's shim is a paired client; unpaired clients get nothing ----------------------
+
+# The guest's agent listens on every address without --insecure, as a fresh agent on a network
+# does; the host paired with it at boot (pair_with_guest), so every check runs over TLS.
+check_tls() {
+  local key_fp out refusals
+  key_fp=$("$USBNET_CLI" key 2>&1 >/dev/null | grep -o 'SHA256:[^ ]*' | head -1)
+  [ -n "$key_fp" ] || die "usbnet key printed no fingerprint"
+  out=$(shim lsusb -d $STORAGE_ID 2>&1) || die "lsusb through the paired shim failed: $out"
+  grep -q "ID $STORAGE_ID" <<<"$out" || die "the paired shim does not list the stick: $out"
+  guest 10 "grep -F 'client connected (libusbnet' /tmp/agent.log | grep -F 'TLS, key $key_fp' >/dev/null" ||
+    die "the agent's log has no TLS connection of the shim with the host's key $key_fp"
+  echo "the paired shim lists the stick, over TLS with the host's key $key_fp"
+
+  # A client that has not pinned the agent speaks plaintext to it (127.0.0.1 is loopback to the
+  # host): refused, with the way in named, and nothing listed.
+  local unpaired=$LAB_DIR/client-unpaired
+  rm -rf "$unpaired"
+  out=$(USBNET_CONFIG_DIR=$unpaired shim lsusb -d $STORAGE_ID 2>&1) || true
+  ! grep -q "ID $STORAGE_ID" <<<"$out" || die "a plaintext client listed the stick: $out"
+  grep -q "accepts only TLS clients with an authorized key" <<<"$out" ||
+    die "the plaintext client was not told why it was refused: $out"
+  echo "a plaintext client: refused ($(grep -o 'agent refused the connection[^:]*' <<<"$out" | head -1))"
+
+  # A TLS client that pinned the agent but whose key the agent does not know: refused in the
+  # handshake, its key named in the agent's log.
+  local stranger=$LAB_DIR/client-stranger stranger_fp
+  rm -rf "$stranger"
+  USBNET_CONFIG_DIR=$stranger "$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --yes >/dev/null 2>&1 ||
+    die "usbnet pair (pinning only) with the guest's agent failed"
+  stranger_fp=$(USBNET_CONFIG_DIR=$stranger "$USBNET_CLI" key 2>&1 >/dev/null | grep -o 'SHA256:[^ ]*' | head -1)
+  out=$(USBNET_CONFIG_DIR=$stranger shim lsusb -d $STORAGE_ID 2>&1) || true
+  ! grep -q "ID $STORAGE_ID" <<<"$out" || die "a client with an unknown key listed the stick: $out"
+  grep -q "refused this client's key" <<<"$out" || die "the unknown key's client was not told: $out"
+  refusals=$(guest 10 "grep -cF 'client key $stranger_fp is not in' /tmp/agent.log") || true
+  ((refusals >= 1)) || die "the agent's log does not name the refused key $stranger_fp"
+  echo "a client with an unknown key ($stranger_fp): refused in the TLS handshake"
 }
 
 check_lsusb() {

@@ -42,6 +42,10 @@ SHIM=$BUILD_DIR/src/interpose/libusbnet.so
 PRELOAD=${USBNET_LAB_PRELOAD:-$SHIM}
 AGENT=$BUILD_DIR/src/agent/usbnet-agent
 PROGRAMS=$BUILD_DIR/tests/lab
+USBNET_CLI=$BUILD_DIR/src/cli/usbnet
+# The host's shim is a client of its own, paired with the guest's agent at each boot (a key in
+# the build's lab directory, not the user's ~/.config/usbnet): the checks run over TLS.
+export USBNET_CONFIG_DIR=$LAB_DIR/client
 LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports hid_latency ccid_check unplug_watch mixed_events
   tcp_source run_timed)
 

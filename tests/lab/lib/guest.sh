@@ -130,6 +130,19 @@ boot_guest() {
     die "the guest's init failed: $why"
   fi
   say "guest ready after $((SECONDS - start))s"
+  pair_with_guest
+}
+
+# The host pairs with the guest's agent as a user would, with a one-time code: the agent's key
+# is pinned in the host's known_agents (replacing the previous boot's) and the host's key lands
+# in the agent's authorized_clients.
+pair_with_guest() {
+  local code out
+  code=$(guest 30 '/lab/bin/usbnet-agent pair --valid 120' | sed -n 's/^Pairing code: //p')
+  [ -n "$code" ] || die "usbnet-agent pair gave no code in the guest"
+  out=$("$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --code "$code" --yes --replace 2>&1) ||
+    die "usbnet pair with the guest's agent failed: $out"
+  say "paired with the guest's agent ($(grep -o 'SHA256:[^ ]*' <<<"$out" | head -1))"
 }
 
 # guest SECONDS COMMAND: runs COMMAND (one line of sh) in the guest, prints its output, and
