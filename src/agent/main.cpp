@@ -15,6 +15,7 @@
 #include "agent/agent_security.h"
 #include "agent/backends.h"
 #include "agent/config_file.h"
+#include "agent/device_policy.h"
 #include "agent/limit_flags.h"
 #include "agent/registry.h"
 #include "agent/security_flags.h"
@@ -209,8 +210,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (see --help)");
   }
+  auto policy = std::make_shared<agent::DevicePolicy>();
   if (!flags.config.empty()) {
     if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
+    auto loaded = agent::DevicePolicy::load(flags.config);
+    if (!loaded) return fail(loaded.error());
+    *policy = std::move(*loaded);
   }
   if (authorize_command->parsed()) return authorize(flags.security.state_dir, authorize_line);
   if (pair_command->parsed()) return make_pairing_code(flags.security.state_dir, pair_valid_s);
@@ -256,6 +261,12 @@ int main(int argc, char** argv) {
   options.connection.piece_size = flags.piece_size;
   options.session.capture = capture;
   options.session.limits = flags.limits.client;
+  options.session.policy = policy;
+  options.session.policy_origin = flags.config;
+  if (policy->restricts()) {
+    log::info("device policy: {} [[allow]] table{} in {}; a client none names sees no device",
+              policy->table_count(), policy->table_count() == 1 ? "" : "s", flags.config);
+  }
   options.limits = flags.limits.connection_limits();
   options.security = *security;
   options.insecure = flags.security.insecure;

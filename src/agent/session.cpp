@@ -138,6 +138,50 @@ void Session::handle(wire::Hello& m) {
             m.auth_method == wire::AuthMethod::Pair
                 ? "TLS, key " + identity_->fingerprint + " (paired just now)"
                 : identity_->describe());
+  if (options_.policy && options_.policy->restricts()) {
+    rights_ = options_.policy->rights_for(policy_client());
+    if (rights_.nothing()) {
+      log::info("{}: no [[allow]] table of {} names this client: it sees no device", peer_,
+                options_.policy_origin);
+    } else {
+      log::info("{}: may use {} ([[allow]] of {})", peer_, rights_.describe(),
+                options_.policy_origin);
+    }
+  }
+  shown_ = visible_devices();
+}
+
+PolicyClient Session::policy_client() const {
+  PolicyClient client;
+  client.tls = identity_->tls;
+  client.fingerprint = identity_->fingerprint;
+  client.name = paired_as_.empty() ? identity_->name : paired_as_;
+  return client;
+}
+
+std::set<std::uint32_t> Session::visible_devices() const {
+  std::set<std::uint32_t> visible;
+  const auto& devices = registry_.devices();
+  for (const auto& [id, device] : devices) {
+    if (visible.contains(id) || !rights_.may_use(device.info)) continue;
+    // The device, and the hubs above it (topology).
+    for (auto at = devices.find(id); at != devices.end() && visible.insert(at->first).second;
+         at = devices.find(at->second.info.parent_id)) {
+    }
+  }
+  return visible;
+}
+
+void Session::show(std::uint32_t device_id) {
+  std::vector<const wire::DeviceInfo*> chain;  // the device, then its hidden hubs upwards
+  for (const ExportedDevice* d = registry_.find(device_id); d && !shown_.contains(d->id);
+       d = registry_.find(d->info.parent_id)) {
+    chain.push_back(&d->info);
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    shown_.insert((*it)->device_id);
+    connection_->send(wire::DeviceArrived{**it});
+  }
 }
 
 std::optional<wire::Bytes> Session::pair(const wire::Hello& m) {
@@ -157,6 +201,7 @@ std::optional<wire::Bytes> Session::pair(const wire::Hello& m) {
     return std::nullopt;
   }
   const auto& proof = std::get<PairingWindow::Paired>(outcome).agent_proof;
+  paired_as_ = comment;
   log::info("{}: paired: key {} added to authorized_clients", peer_, identity_->fingerprint);
   return wire::Bytes(proof.begin(), proof.end());
 }
@@ -176,11 +221,16 @@ void Session::handle(wire::ListDevices& m) {
                     "(--max-send-queue): read them before asking for the list again"});
     return;
   }
-  connection_->send(wire::DeviceList{m.id, registry_.list()});
+  std::vector<wire::DeviceInfo> shown;
+  for (const auto& [id, device] : registry_.devices()) {
+    if (shown_.contains(id)) shown.push_back(device.info);
+  }
+  connection_->send(wire::DeviceList{m.id, std::move(shown)});
 }
 
 void Session::device_arrived(const wire::DeviceInfo& info) {
-  if (hello_done_ && !closed_) connection_->send(wire::DeviceArrived{info});
+  // A device the client may not use is not announced (nor the hubs above it, until one it may).
+  if (hello_done_ && !closed_ && rights_.may_use(info)) show(info.device_id);
 }
 
 void Session::device_left(std::uint32_t device_id) {
@@ -196,7 +246,7 @@ void Session::device_left(std::uint32_t device_id) {
     }
     for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
   }
-  if (hello_done_) connection_->send(wire::DeviceLeft{device_id});
+  if (shown_.erase(device_id) && hello_done_) connection_->send(wire::DeviceLeft{device_id});
 }
 
 // ---- handles and device requests -----------------------------------------------------------
@@ -208,7 +258,8 @@ Session::OpenHandle* Session::find_handle(std::uint32_t handle_id) {
 
 void Session::handle(wire::Open& m) {
   const ExportedDevice* device = registry_.find(m.device_id);
-  if (!device) return reply(m.id, kNoDevice);
+  // A device the policy hides is answered as one that does not exist: nothing tells them apart.
+  if (!device || !shown_.contains(m.device_id)) return reply(m.id, kNoDevice);
   if (topology::is_hub(device->info)) {
     // Hubs are listed as topology only: the agent's kernel drives them, and a client that
     // claimed one (or detached its driver) would cut off every device below it.

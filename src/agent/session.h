@@ -20,6 +20,7 @@
 #include "agent/client_identity.h"
 #include "agent/connection_quota.h"
 #include "agent/device.h"
+#include "agent/device_policy.h"
 #include "agent/device_sharing.h"
 #include "agent/limits.h"
 #include "agent/pairing_window.h"
@@ -41,6 +42,10 @@ struct SessionOptions {
   std::shared_ptr<UrbCapture> capture;
   // Pairing with a one-time code (null: this agent has no keys, and pairing is refused).
   std::shared_ptr<PairingWindow> pairing;
+  // Which devices the client may see and use ([[allow]], device_policy.h); null: every one.
+  std::shared_ptr<const DevicePolicy> policy;
+  // Where the policy comes from, for log lines (the configuration file).
+  std::string policy_origin;
 };
 
 class Session : public transport::StreamHandler, public std::enable_shared_from_this<Session> {
@@ -75,6 +80,8 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void device_left(std::uint32_t device_id);
 
   const std::string& peer() const { return peer_; }
+  // What the client may use (every device until its HELLO is accepted: it sees nothing before).
+  const DeviceRights& rights() const { return rights_; }
 
  private:
   struct OpenHandle {
@@ -124,6 +131,13 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void protocol_violation(const std::string& what);
   OpenHandle* find_handle(std::uint32_t handle_id);
 
+  // The policy: who the client is to it, and the devices it is shown (those it may use and the
+  // hubs above them).
+  PolicyClient policy_client() const;
+  std::set<std::uint32_t> visible_devices() const;
+  // Shows the device (its hidden hubs first): DEVICE_ARRIVED for each.
+  void show(std::uint32_t device_id);
+
   DeviceRegistry& registry_;
   SessionOptions options_;
   std::shared_ptr<transport::FramedStream> connection_;
@@ -133,6 +147,9 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   bool closed_ = false;
   std::uint32_t next_handle_ = 1;
   std::map<std::uint32_t, OpenHandle> handles_;
+  DeviceRights rights_ = DeviceRights::every_device();
+  std::set<std::uint32_t> shown_;  // the device ids the client knows of
+  std::string paired_as_;          // the comment of the key line its pairing just added
   std::unordered_map<std::uint32_t, Urb> urbs_;
   std::map<EndpointKey, std::deque<std::uint32_t>> waiting_;  // not yet dispatched, in order
   wire::PieceAssembler assembler_;
