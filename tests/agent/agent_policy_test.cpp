@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "security/ed25519_key.h"
 #include "support/agent_process.h"
@@ -224,4 +225,211 @@ devices = ["1209:0002"]
   CHECK(bobs.arrived.empty());
   CHECK(bobs.left.empty());
   CHECK(products(b.list()) == std::set<std::uint16_t>{kMouse});
+}
+
+// ---- SIGHUP ----------------------------------------------------------------------------------
+
+namespace {
+
+// Sends SIGHUP and waits until the agent has reloaded for the `n`th time.
+void reload(AgentProcess& agent, std::size_t n) {
+  agent.process().kill(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (occurrences(agent.process().err(), "SIGHUP: reloaded") < n) {
+    REQUIRE(agent.process().running());
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::string three_tables(const std::string& alice, const std::string& bob,
+                         const std::string& carol) {
+  return "[[allow]]\nclients = [\"alice\"]\ndevices = [" + alice +
+         "]\n\n[[allow]]\nclients = [\"bob\"]\ndevices = [" + bob +
+         "]\n\n[[allow]]\nclients = [\"carol\"]\ndevices = [" + carol + "]\n";
+}
+
+// One round trip through a loopback device's bulk loopback, every byte checked.
+void loop_round(WireClient& c, std::uint32_t handle, std::size_t length) {
+  const wire::Bytes data = pattern(length);
+  auto out =
+      run_urb(c, transfer(UrbType::Bulk, handle, 0x01, static_cast<std::uint32_t>(length)), data);
+  REQUIRE(out);
+  CHECK(out->status == UrbStatus::Completed);
+  auto in = run_urb(c, transfer(UrbType::Bulk, handle, 0x81, 4096));
+  REQUIRE(in);
+  CHECK(in->status == UrbStatus::Completed);
+  CHECK(in->data == data);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "SIGHUP: a device taken away ends as if it left, another client claims it at once, "
+    "and clients whose rights did not change carry on") {
+  ClientKey alice("alice"), bob("bob"), carol("carol");
+  ConfigFile config(
+      three_tables(R"("1209:0001", "1209:0002")", R"("1209:0001")", R"("1209:0004")"));
+  std::vector<std::string> args = {"--simulate", "loopback,loopback3,mouse", "--config",
+                                   config.path().string()};
+  AgentProcess agent(args);
+  for (const ClientKey* k : {&alice, &bob, &carol}) agent.authorize(k->line());
+  WireClient a(agent.port(), WireClient::Tls{alice.pair});
+  a.handshake();
+  WireClient b(agent.port(), WireClient::Tls{bob.pair});
+  b.handshake();
+  WireClient c(agent.port(), WireClient::Tls{carol.pair});
+  c.handshake();
+
+  // Alice holds the loopback's interface, with an IN transfer waiting on it; Bob has it open
+  // and cannot claim it; Carol works on the other loopback.
+  const std::uint32_t loopback = device_with_product(a, kLoopback);
+  const std::uint32_t ha = open_claimed(a, kLoopback);
+  REQUIRE(ha != 0);
+  const std::uint32_t waiting = send_urb(a, transfer(UrbType::Bulk, ha, 0x81, 512, 0));
+  const std::uint32_t hb = b.request(wire::Open{0, loopback}).value();
+  CHECK(b.request(wire::ClaimInterface{0, hb, 0}).error() == kBusy);
+  const std::uint32_t hc = open_claimed(c, 0x0004);
+  REQUIRE(hc != 0);
+  loop_round(c, hc, 1000);
+
+  // The loopback is Alice's no longer; Bob gains the mouse; Carol's rights stay.
+  config.write(three_tables(R"("1209:0002")", R"("1209:0001", "1209:0002")", R"("1209:0004")"));
+  reload(agent, 1);
+
+  // Alice: her transfer ends with NO_DEVICE, then the device leaves her list.
+  auto ended = wait_complete(a, waiting);
+  REQUIRE(ended);
+  CHECK(ended->status == UrbStatus::NoDevice);
+  auto left = a.receive(5s);
+  REQUIRE(left);
+  REQUIRE(left->as<wire::DeviceLeft>());
+  CHECK(left->as<wire::DeviceLeft>()->device_id == loopback);
+  // Bob can claim it at once, and use it.
+  REQUIRE(b.request(wire::ClaimInterface{0, hb, 0}));
+  loop_round(b, hb, 700);
+  // Her handle answers as one on a device that went away; closing it still works.
+  CHECK(a.request(wire::ClaimInterface{0, ha, 0}).error() == kNoDevice);
+  auto refused = run_urb(a, transfer(UrbType::Bulk, ha, 0x02, 64), pattern(64));
+  REQUIRE(refused);
+  CHECK(refused->status == UrbStatus::NoDevice);
+  CHECK(products(a.list()) == std::set<std::uint16_t>{kMouse});
+  CHECK(open_answer(a, loopback) == open_answer(a, 999));
+  CHECK(a.request(wire::Close{0, ha}));
+
+  // Bob hears of the mouse, his new device.
+  const Events bobs = events_so_far(b);
+  CHECK(bobs.arrived == std::vector<std::uint32_t>{kMouse});
+  CHECK(bobs.left.empty());
+  CHECK(products(b.list()) == std::set<std::uint16_t>{kLoopback, kMouse});
+
+  // Carol was not touched: no event, and her device works as before.
+  const Events carols = events_so_far(c);
+  CHECK(carols.arrived.empty());
+  CHECK(carols.left.empty());
+  loop_round(c, hc, 3000);
+
+  const std::string log = agent.process().err();
+  INFO(log);
+  CHECK(occurrences(log, "device policy reloaded: the client may now use") == 2);  // Alice, Bob
+  CHECK(log.find("may now use 1209:0002\n") != std::string::npos);
+  CHECK(log.find("the device policy no longer gives it") != std::string::npos);
+  CHECK(log.find("key revoked") == std::string::npos);
+}
+
+TEST_CASE("revoke, then SIGHUP: the revoked client is disconnected and its claims released") {
+  ClientKey alice("alice"), bob("bob");
+  ConfigFile config("[[allow]]\nclients = [\"*\"]\ndevices = [\"*\"]\n");
+  AgentProcess agent(agent_args(config));
+  agent.authorize(alice.line());
+  agent.authorize(bob.line());
+  WireClient a(agent.port(), WireClient::Tls{alice.pair});
+  a.handshake();
+  WireClient b(agent.port(), WireClient::Tls{bob.pair});
+  b.handshake();
+  const std::uint32_t ha = open_claimed(a, kLoopback);
+  REQUIRE(ha != 0);
+  const std::uint32_t hb = b.request(wire::Open{0, device_with_product(b, kLoopback)}).value();
+  CHECK(b.request(wire::ClaimInterface{0, hb, 0}).error() == kBusy);
+
+  // usbnet-agent revoke: a name nobody has changes nothing; Alice's name removes her line.
+  const std::vector<std::string> revoke = {Programs::agent(), "revoke", "--state-dir",
+                                           agent.state_dir().string()};
+  auto with = [&](const std::string& who) {
+    auto argv = revoke;
+    argv.insert(argv.begin() + 2, who);
+    return run(argv);
+  };
+  const RunResult nobody = with("mallory");
+  CHECK(nobody.status == 1);
+  CHECK(nobody.err.find("no line of " + (agent.state_dir() / "authorized_clients").string() +
+                        " has the key fingerprint or the name 'mallory' (nothing changed)") !=
+        std::string::npos);
+  const RunResult revoked = with("alice");
+  INFO(revoked.out << revoked.err);
+  REQUIRE(revoked.status == 0);
+  CHECK(revoked.out.find("revoked " + alice.fingerprint() + " alice (line 1 of ") == 0);
+  CHECK(revoked.out.find("systemctl reload usbnet-agent") != std::string::npos);
+  // Until the reload, the connected client keeps working; new connections with it are refused.
+  CHECK(a.request(wire::GetConfiguration{0, ha}));
+  CHECK_THROWS([&] {
+    WireClient again(agent.port(), WireClient::Tls{alice.pair});
+    again.handshake();
+  }());
+
+  reload(agent, 1);
+  // Alice is told, and disconnected; her claim is gone, so Bob takes the interface at once.
+  auto told = a.receive(5s);
+  REQUIRE(told);
+  REQUIRE(told->as<wire::Error>());
+  CHECK(told->as<wire::Error>()->code == kAccess);
+  CHECK(told->as<wire::Error>()->text.find("revoked") != std::string::npos);
+  CHECK(a.wait_closed(5s));
+  REQUIRE(b.request(wire::ClaimInterface{0, hb, 0}));
+  loop_round(b, hb, 2000);
+
+  const std::string log = agent.process().err();
+  INFO(log);
+  CHECK(log.find("revoked: key " + alice.fingerprint() +
+                 " is no longer in authorized_clients: disconnecting the client") !=
+        std::string::npos);
+  CHECK(log.find("client disconnected (key revoked)") != std::string::npos);
+  CHECK(occurrences(log, "revoked: key") == 1);  // Bob stays
+}
+
+TEST_CASE("SIGHUP with a bad file keeps the policy in force, and the agent up") {
+  ClientKey alice("alice");
+  ConfigFile config(
+      "heartbeat = 5000\n\n[[allow]]\nclients = [\"alice\"]\ndevices = [\"1209:0001\"]\n");
+  AgentProcess agent(agent_args(config));
+  agent.authorize(alice.line());
+  WireClient a(agent.port(), WireClient::Tls{alice.pair});
+  a.handshake();
+  const std::uint32_t ha = open_claimed(a, kLoopback);
+  REQUIRE(ha != 0);
+
+  config.write("heartbeat = 5000\n\n[[allow]]\nclients = [\"alice\"]\ndevices = [\"mouse\"]\n");
+  reload(agent, 1);
+  std::string log = agent.process().err();
+  CHECK(log.find("error: SIGHUP: " + config.path().string() +
+                 ":5: [[allow]] table 1: devices: 'mouse' is not a device rule") !=
+        std::string::npos);
+  CHECK(log.find("the device policy in force is kept") != std::string::npos);
+  CHECK(products(a.list()) == std::set<std::uint16_t>{kLoopback});
+  loop_round(a, ha, 512);
+  // TOML that does not parse: the same.
+  config.write("[[allow]\n");
+  reload(agent, 2);
+  CHECK(products(a.list()) == std::set<std::uint16_t>{kLoopback});
+  loop_round(a, ha, 512);
+
+  // Fixed, with another setting changed: the policy applies, the setting waits for a restart.
+  config.write("heartbeat = 700\n\n[[allow]]\nclients = [\"alice\"]\ndevices = [\"1209:*\"]\n");
+  reload(agent, 3);
+  log = agent.process().err();
+  CHECK(log.find("settings of " + config.path().string() +
+                 " other than [[allow]] changed: they take effect when the agent restarts") !=
+        std::string::npos);
+  CHECK(products(a.list()) == std::set<std::uint16_t>{kLoopback, kMouse, kFtdi, kDfu});
+  loop_round(a, ha, 512);
 }
