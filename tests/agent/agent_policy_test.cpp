@@ -11,6 +11,7 @@
 
 #include "security/ed25519_key.h"
 #include "support/agent_process.h"
+#include "support/shim_env.h"
 #include "support/temp_dir.h"
 #include "support/wire_client.h"
 #include "urb_helpers.h"
@@ -225,6 +226,37 @@ devices = ["1209:0002"]
   CHECK(bobs.arrived.empty());
   CHECK(bobs.left.empty());
   CHECK(products(b.list()) == std::set<std::uint16_t>{kMouse});
+}
+
+TEST_CASE("an unmodified libusb program through the shim lists only its devices") {
+  // A client user's directory, as `usbnet key` makes it, and the agent pinned in it.
+  TempDir user;
+  const std::map<std::string, std::string> user_env = {{"USBNET_CONFIG_DIR", user.path().string()},
+                                                       {"USBNET_INSECURE", kUnset}};
+  const RunResult key = run({Programs::cli(), "key"}, user_env);
+  INFO(key.out << key.err);
+  REQUIRE(key.status == 0);
+  const std::string key_line = key.out.substr(0, key.out.find('\n'));
+  REQUIRE(key_line.starts_with("usbnet-ed25519 "));
+  const std::string name = key_line.substr(key_line.rfind(' ') + 1);  // user@host
+
+  ConfigFile config("[[allow]]\nclients = [\"" + name +
+                    "\"]\ndevices = [\"class=fe\", \"serial=MS0001\"]\n");
+  AgentProcess agent(agent_args(config));
+  agent.authorize(key_line);
+  std::ofstream(user / "known_agents") << agent.endpoint() << " " << agent.key_line() << "\n";
+
+  auto env = shim_env(agent);
+  env.insert(user_env.begin(), user_env.end());
+  const RunResult listed = run({Programs::example("list_devices")}, env);
+  INFO(listed.out << listed.err);
+  CHECK(listed.status == 0);
+  CHECK(listed.err.empty());
+  CHECK(listed.out.find("ID 1209:0005") != std::string::npos);  // the DFU bootloader
+  CHECK(listed.out.find("ID 1209:0002") != std::string::npos);  // the mouse
+  CHECK(listed.out.find("ID 1209:0001") == std::string::npos);
+  CHECK(listed.out.find("ID 1209:0007") == std::string::npos);
+  CHECK(agent.process().err().find("), TLS, key SHA256:") != std::string::npos);
 }
 
 // ---- SIGHUP ----------------------------------------------------------------------------------
