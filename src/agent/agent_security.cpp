@@ -23,12 +23,13 @@ Verdict judge_client(const security::AgentFiles& files, const PairingWindow& pai
     }
     if (const security::TrustedKey* found = authorized->find(*client.key)) {
       return Verdict::accept(PeerIdentity{PeerIdentity::Trust::AuthorizedKey, client.key,
-                                          client.fingerprint, found->key.comment});
+                                          client.fingerprint, found->key.comment,
+                                          client.issued_by_trusted_ca});
     }
   }
   if (client.issued_by_trusted_ca) {
     return Verdict::accept(PeerIdentity{PeerIdentity::Trust::OrganisationCa, client.key,
-                                        client.fingerprint, client.subject});
+                                        client.fingerprint, client.subject, true});
   }
   if (client.key && pairing.code_waiting()) {
     return Verdict::accept(

@@ -15,6 +15,7 @@ struct ClientIdentity {
   std::string name;         // the comment of its authorized_clients line, or its certificate's CN
   std::optional<security::PublicKey> key;  // its Ed25519 key (TLS only)
   bool pairing_only = false;               // an unknown key, let in while a pairing code is waiting
+  bool ca_issued = false;  // --client-ca issued its certificate: admitted without a key line
 
   // "TLS, key SHA256:... (alice@laptop)" or "plaintext", for log lines.
   std::string describe() const {

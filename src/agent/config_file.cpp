@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
+#include <sstream>
 #include <vector>
 
 namespace usbnet::agent {
 
 namespace {
+
+constexpr std::string_view kPolicyKey = "allow";
 
 std::string where(const std::string& path, const toml::source_region& region) {
   return fmt::format("{}:{}", path, region.begin.line);
@@ -32,6 +35,8 @@ struct Setting {
 std::optional<std::string> collect(const toml::table& table, const std::string& prefix,
                                    const std::string& path, std::vector<Setting>& out) {
   for (const auto& [key, value] : table) {
+    // The device policy's tables (device_policy.h), not an option.
+    if (prefix.empty() && key.str() == kPolicyKey) continue;
     const std::string name = prefix + std::string(key.str());
     if (const auto* sub = value.as_table()) {
       if (auto error = collect(*sub, name + "-", path, out)) return error;
@@ -92,6 +97,18 @@ std::optional<std::string> apply_config_file(CLI::App& app, const std::string& p
     }
   }
   return std::nullopt;
+}
+
+Expected<std::string, std::string> settings_text(const std::string& path) {
+  try {
+    toml::table table = toml::parse_file(path);
+    table.erase(kPolicyKey);
+    std::ostringstream out;
+    out << table;
+    return out.str();
+  } catch (const toml::parse_error& e) {
+    return Unexpected{fmt::format("{}:{}: {}", path, e.source().begin.line, e.description())};
+  }
 }
 
 }  // namespace usbnet::agent

@@ -11,11 +11,16 @@
 // Adding a setting: add the CLI11 option in main.cpp; it is a configuration key at once (and
 // documented by --help, hence the man page). An option that makes no sense in a file (--config
 // itself, one-shot actions) is marked `->configurable(false)`.
+//
+// The [[allow]] tables are the device policy (device_policy.h), read by the agent itself, not
+// options; SIGHUP reads them again, and only them.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+
+#include "usbnet/expected.h"
 
 namespace usbnet::agent {
 
@@ -24,5 +29,9 @@ namespace usbnet::agent {
 // and the key: a syntax error, an unknown key, a value of the wrong type or one its option
 // refuses.
 std::optional<std::string> apply_config_file(CLI::App& app, const std::string& path);
+
+// The file's settings other than [[allow]], as canonical text: what a reload compares to tell
+// whether settings that need a restart changed.
+Expected<std::string, std::string> settings_text(const std::string& path);
 
 }  // namespace usbnet::agent

@@ -100,6 +100,7 @@ IoResult IncomingChannel::handshake() {
       identity_->name = peer->name;
       identity_->key = peer->key;
       identity_->pairing_only = peer->trust == security::PeerIdentity::Trust::PairingOnly;
+      identity_->ca_issued = peer->ca_issued;
     }
   }
   return step;

@@ -9,12 +9,14 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "agent/agent_security.h"
 #include "agent/backends.h"
 #include "agent/config_file.h"
+#include "agent/device_policy.h"
 #include "agent/heap_policy.h"
 #include "agent/limit_flags.h"
 #include "agent/registry.h"
@@ -113,6 +115,71 @@ int make_pairing_code(const std::string& state_dir, std::uint32_t valid_s) {
   return 0;
 }
 
+// usbnet-agent revoke FINGERPRINT|NAME: removes a client's lines from authorized_clients.
+int revoke(const std::string& state_dir, const std::string& who) {
+  const security::AgentFiles files{state_dir};
+  auto removed = security::revoke_clients(files.authorized_clients(), who);
+  if (!removed) return fail("revoke: " + removed.error());
+  if (removed->empty()) {
+    std::fprintf(stderr,
+                 "usbnet-agent: revoke: no line of %s has the key fingerprint or the name '%s' "
+                 "(nothing changed)\n",
+                 files.authorized_clients().c_str(), who.c_str());
+    return 1;
+  }
+  for (const security::TrustedKey& k : *removed) {
+    std::printf("revoked %s%s%s (line %d of %s)\n", k.key.key.fingerprint().c_str(),
+                k.key.comment.empty() ? "" : " ", k.key.comment.c_str(), k.line,
+                files.authorized_clients().c_str());
+  }
+  std::printf(
+      "New connections with %s are refused from now on. To disconnect a client connected with "
+      "it and release its claims, reload the running agent: systemctl reload usbnet-agent (or "
+      "kill -HUP its pid)\n",
+      removed->size() == 1 ? "this key" : "these keys");
+  return 0;
+}
+
+// The device policy of the --config file and its other settings, kept for SIGHUP.
+struct PolicySource {
+  std::string config;  // empty: no file (no policy)
+  std::shared_ptr<const agent::DevicePolicy> policy;
+  std::string settings;  // the file's other settings at start
+};
+
+std::uint64_t monotonic_usec() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+         static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+}
+
+// SIGHUP: the policy and authorized_clients again; a bad file keeps the policy in force.
+void reload(PolicySource& source, agent::Server& server) {
+  sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             static_cast<unsigned long long>(monotonic_usec()));
+  if (source.config.empty()) {
+    log::info("SIGHUP: no --config file, so no device policy: reading authorized_clients again");
+  } else if (auto loaded = agent::DevicePolicy::load(source.config); !loaded) {
+    log::error("SIGHUP: {}; the device policy in force is kept", loaded.error());
+  } else {
+    source.policy = std::make_shared<const agent::DevicePolicy>(std::move(*loaded));
+    auto settings = agent::settings_text(source.config);
+    if (settings && *settings != source.settings) {
+      log::warn(
+          "SIGHUP: settings of {} other than [[allow]] changed: they take effect when the agent "
+          "restarts",
+          source.config);
+    }
+    log::info("SIGHUP: device policy of {}: {} [[allow]] table{}{}", source.config,
+              source.policy->table_count(), source.policy->table_count() == 1 ? "" : "s",
+              source.policy->restricts() ? "" : " (every client may use every device)");
+  }
+  server.reload(source.policy);
+  log::info("SIGHUP: reloaded");
+  sd_notify(0, "READY=1");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,8 +195,13 @@ int main(int argc, char** argv) {
       "Every option can also be set in the file of --config, as a TOML key named like the option "
       "without its dashes (listen = \"0.0.0.0:3241\", no-usb = true, simulate = [\"mouse\"]); "
       "an option given on the command line beats the file. The service (usbnet-agent.service) "
-      "reads /etc/usbnet/agent.toml. SIGINT and SIGTERM stop the agent: its clients' transfers "
-      "are cancelled and the clients told.");
+      "reads /etc/usbnet/agent.toml. Its [[allow]] tables (clients = [...], devices = [...]; "
+      "after the other settings) say which client may use which device: a client's key "
+      "fingerprint, its authorized_clients comment, * or plaintext; VID:PID, class=HH, "
+      "serial=TEXT or port=BUS-PORT (README, \"Who may use which device\"). SIGHUP (systemctl "
+      "reload) reads them and authorized_clients again: a revoked key is disconnected, rights "
+      "changed for connected clients. SIGINT and SIGTERM stop the agent: its clients' "
+      "transfers are cancelled and the clients told.");
   app.add_option("--config", flags.config,
                  "Read settings from this TOML file (keys: the long options, without dashes)")
       ->configurable(false);
@@ -202,6 +274,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 86400u));
   pair_command->fallthrough();  // --state-dir may come after it
   pair_command->configurable(false);
+  std::string revoke_who;
+  auto* revoke_command = app.add_subcommand(
+      "revoke",
+      "Cut a client off: remove the lines of this key fingerprint (SHA256:...) or name (a "
+      "line's comment) from authorized_clients in the state directory, print them, and exit. "
+      "New connections with that key are refused at once; reload the running agent "
+      "(systemctl reload usbnet-agent, or kill -HUP) to disconnect a client connected with it "
+      "and release its claims");
+  revoke_command->add_option("client", revoke_who, "SHA256:... or NAME")->required();
+  revoke_command->fallthrough();  // --state-dir may come after it
+  revoke_command->configurable(false);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -211,11 +294,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (see --help)");
   }
+  PolicySource policy{flags.config, std::make_shared<const agent::DevicePolicy>(), {}};
   if (!flags.config.empty()) {
     if (auto error = agent::apply_config_file(app, flags.config)) return fail(*error);
+    auto loaded = agent::DevicePolicy::load(flags.config);
+    if (!loaded) return fail(loaded.error());
+    policy.policy = std::make_shared<const agent::DevicePolicy>(std::move(*loaded));
+    if (auto settings = agent::settings_text(flags.config)) policy.settings = std::move(*settings);
   }
   if (authorize_command->parsed()) return authorize(flags.security.state_dir, authorize_line);
   if (pair_command->parsed()) return make_pairing_code(flags.security.state_dir, pair_valid_s);
+  if (revoke_command->parsed()) return revoke(flags.security.state_dir, revoke_who);
 
   log::set_prefix("usbnet-agent");
   const auto level = log::parse_level(flags.log_level);
@@ -258,9 +347,19 @@ int main(int argc, char** argv) {
   options.connection.piece_size = flags.piece_size;
   options.session.capture = capture;
   options.session.limits = flags.limits.client;
+  options.session.policy = policy.policy;
+  options.session.policy_origin = flags.config;
+  if (policy.policy->restricts()) {
+    log::info("device policy: {} [[allow]] table{} in {}; a client none names sees no device",
+              policy.policy->table_count(), policy.policy->table_count() == 1 ? "" : "s",
+              flags.config);
+  }
   options.limits = flags.limits.connection_limits();
   options.security = *security;
   options.insecure = flags.security.insecure;
+  // Before the port opens: a SIGHUP from then on reloads, never kills.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set hangup(io, SIGHUP);
   agent::Server server(io, registry, options);
   if (auto error = server.start()) {
     std::fprintf(stderr, "usbnet-agent: %s\n", error->c_str());
@@ -273,9 +372,17 @@ int main(int argc, char** argv) {
   sd_notifyf(0, "READY=1\nSTATUS=listening on %s (port %u)", listen->to_string().c_str(),
              static_cast<unsigned>(server.port()));
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload(policy, server);
+      await_hangup();
+    });
+  };
+  await_hangup();
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
+    hangup.cancel();
     log::info("{}: shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1");
     server.stop();

@@ -39,6 +39,8 @@ class DeviceRegistry : public DeviceListener {
 
   std::vector<wire::DeviceInfo> list() const;
   const ExportedDevice* find(std::uint32_t device_id) const;
+  // The exported devices by id (so every hub before the devices below it).
+  const std::map<std::uint32_t, ExportedDevice>& devices() const { return devices_; }
 
   // Sessions hear about every arrival and departure once they are registered.
   void add_session(const std::weak_ptr<Session>& session);

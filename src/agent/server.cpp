@@ -8,6 +8,7 @@
 
 #include "agent/incoming_channel.h"
 #include "common/log.h"
+#include "security/trust_files.h"
 #include "transport/asio_connection.h"
 #include "usbnet/wire.h"
 
@@ -170,6 +171,28 @@ void Server::start_hello_deadline(const std::shared_ptr<Session>& session) {
           s->peer(), timeout.count(), times);
     }
   });
+}
+
+void Server::reload(std::shared_ptr<const DevicePolicy> policy) {
+  options_.session.policy = policy;
+  std::optional<security::AuthorizedClients> authorized;
+  if (options_.security) {
+    auto loaded =
+        security::AuthorizedClients::load(options_.security->files().authorized_clients());
+    if (loaded) {
+      authorized = std::move(*loaded);
+    } else {
+      log::error(
+          "reload: {}: no connected client is disconnected for it (new TLS clients are "
+          "refused until it is fixed)",
+          loaded.error());
+    }
+  }
+  std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
+  const auto sessions = sessions_;  // a copy: revoking ends sessions
+  for (const auto& weak : sessions) {
+    if (auto s = weak.lock()) s->reload(policy, authorized ? &*authorized : nullptr);
+  }
 }
 
 void Server::stop() {

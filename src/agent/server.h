@@ -41,6 +41,9 @@ class Server {
   std::optional<std::string> start();
   // Stops accepting and closes every client connection.
   void stop();
+  // SIGHUP: `policy` from now on, for new clients and connected ones, and authorized_clients
+  // read again (Session::reload): revoked keys are disconnected, changed rights applied.
+  void reload(std::shared_ptr<const DevicePolicy> policy);
   std::uint16_t port() const;  // the bound port (useful with port 0)
 
  private:

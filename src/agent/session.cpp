@@ -33,7 +33,7 @@ void Session::attach(std::shared_ptr<transport::FramedStream> connection) {
 // ---- dispatching messages ------------------------------------------------------------------
 
 void Session::on_message(wire::Message&& message) {
-  if (closed_) return;
+  if (closed_ || revoked_) return;  // (a revoked client is being disconnected)
   if (!hello_done_ && !std::holds_alternative<wire::Hello>(message)) {
     return protocol_violation(
         fmt::format("{} before HELLO", wire::message_type_name(wire::type_of(message))));
@@ -138,6 +138,52 @@ void Session::handle(wire::Hello& m) {
             m.auth_method == wire::AuthMethod::Pair
                 ? "TLS, key " + identity_->fingerprint + " (paired just now)"
                 : identity_->describe());
+  if (options_.policy && options_.policy->restricts()) {
+    rights_ = options_.policy->rights_for(policy_client());
+    if (rights_.nothing()) {
+      log::info("{}: no [[allow]] table of {} names this client: it sees no device", peer_,
+                options_.policy_origin);
+    } else {
+      log::info("{}: may use {} ([[allow]] of {})", peer_, rights_.describe(),
+                options_.policy_origin);
+    }
+  }
+  shown_ = visible_devices();
+}
+
+PolicyClient Session::policy_client() const {
+  PolicyClient client;
+  client.tls = identity_->tls;
+  client.fingerprint = identity_->fingerprint;
+  client.name = name_on_reload_      ? *name_on_reload_
+                : paired_as_.empty() ? identity_->name
+                                     : paired_as_;
+  return client;
+}
+
+std::set<std::uint32_t> Session::visible_devices() const {
+  std::set<std::uint32_t> visible;
+  const auto& devices = registry_.devices();
+  for (const auto& [id, device] : devices) {
+    if (visible.contains(id) || !rights_.may_use(device.info)) continue;
+    // The device, and the hubs above it (topology).
+    for (auto at = devices.find(id); at != devices.end() && visible.insert(at->first).second;
+         at = devices.find(at->second.info.parent_id)) {
+    }
+  }
+  return visible;
+}
+
+void Session::show(std::uint32_t device_id) {
+  std::vector<const wire::DeviceInfo*> chain;  // the device, then its hidden hubs upwards
+  for (const ExportedDevice* d = registry_.find(device_id); d && !shown_.contains(d->id);
+       d = registry_.find(d->info.parent_id)) {
+    chain.push_back(&d->info);
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    shown_.insert((*it)->device_id);
+    connection_->send(wire::DeviceArrived{**it});
+  }
 }
 
 std::optional<wire::Bytes> Session::pair(const wire::Hello& m) {
@@ -157,6 +203,7 @@ std::optional<wire::Bytes> Session::pair(const wire::Hello& m) {
     return std::nullopt;
   }
   const auto& proof = std::get<PairingWindow::Paired>(outcome).agent_proof;
+  paired_as_ = comment;
   log::info("{}: paired: key {} added to authorized_clients", peer_, identity_->fingerprint);
   return wire::Bytes(proof.begin(), proof.end());
 }
@@ -176,11 +223,16 @@ void Session::handle(wire::ListDevices& m) {
                     "(--max-send-queue): read them before asking for the list again"});
     return;
   }
-  connection_->send(wire::DeviceList{m.id, registry_.list()});
+  std::vector<wire::DeviceInfo> shown;
+  for (const auto& [id, device] : registry_.devices()) {
+    if (shown_.contains(id)) shown.push_back(device.info);
+  }
+  connection_->send(wire::DeviceList{m.id, std::move(shown)});
 }
 
 void Session::device_arrived(const wire::DeviceInfo& info) {
-  if (hello_done_ && !closed_) connection_->send(wire::DeviceArrived{info});
+  // A device the client may not use is not announced (nor the hubs above it, until one it may).
+  if (hello_done_ && !closed_ && rights_.may_use(info)) show(info.device_id);
 }
 
 void Session::device_left(std::uint32_t device_id) {
@@ -196,7 +248,125 @@ void Session::device_left(std::uint32_t device_id) {
     }
     for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
   }
-  if (hello_done_) connection_->send(wire::DeviceLeft{device_id});
+  if (shown_.erase(device_id) && hello_done_) connection_->send(wire::DeviceLeft{device_id});
+}
+
+// ---- reloading the policy ------------------------------------------------------------------
+
+void Session::reload(std::shared_ptr<const DevicePolicy> policy,
+                     const security::AuthorizedClients* authorized) {
+  if (closed_ || revoked_) return;
+  options_.policy = std::move(policy);
+  // A key let in only to pair is judged at its HELLO.
+  const bool waiting_to_pair = identity_->pairing_only && !hello_done_;
+  if (authorized && identity_->tls && identity_->key && !identity_->ca_issued && !waiting_to_pair) {
+    const security::TrustedKey* line = authorized->find(*identity_->key);
+    if (!line) {
+      return revoke(
+          fmt::format("key {} is no longer in authorized_clients", identity_->fingerprint));
+    }
+    name_on_reload_ = line->key.comment;
+  }
+  if (!hello_done_) return;  // its rights are worked out at its HELLO
+  DeviceRights rights = options_.policy && options_.policy->restricts()
+                            ? options_.policy->rights_for(policy_client())
+                            : DeviceRights::every_device();
+  if (rights == rights_) return;  // unchanged: nothing to tell the client
+  rights_ = std::move(rights);
+  log::info("{}: device policy reloaded: the client may now use {}", peer_, rights_.describe());
+  const std::set<std::uint32_t> visible = visible_devices();
+  std::vector<std::uint32_t> hidden;
+  for (std::uint32_t id : shown_) {
+    if (!visible.contains(id)) hidden.push_back(id);
+  }
+  // The devices below a hub before the hub (ids grow from the root down).
+  for (auto it = hidden.rbegin(); it != hidden.rend(); ++it) withdraw(*it);
+  for (std::uint32_t id : visible) {
+    if (!shown_.contains(id) && !leaving_.contains(id)) show(id);
+  }
+}
+
+void Session::withdraw(std::uint32_t device_id) {
+  shown_.erase(device_id);
+  leaving_.insert(device_id);
+  std::vector<std::uint32_t> mine;
+  for (const auto& [id, h] : handles_) {
+    // (A handle being closed releases its claims as it closes.)
+    if (h.device_id == device_id && !h.withdrawn && !h.closing) mine.push_back(id);
+  }
+  auto told = [self = shared_from_this(), device_id] {
+    self->leaving_.erase(device_id);
+    if (self->closed_) return;
+    self->connection_->send(wire::DeviceLeft{device_id});
+    // Allowed again by a reload while its handles were closing: it comes back.
+    const ExportedDevice* d = self->registry_.find(device_id);
+    if (d && self->rights_.may_use(d->info)) self->show(device_id);
+  };
+  if (mine.empty()) return told();
+  auto remaining = std::make_shared<std::size_t>(mine.size());
+  for (std::uint32_t id : mine) {
+    withdraw_handle(id, [remaining, told] {
+      if (--*remaining == 0) told();
+    });
+  }
+}
+
+void Session::withdraw_handle(std::uint32_t handle_id, std::function<void()> done) {
+  OpenHandle& h = handles_.at(handle_id);
+  h.gone = true;
+  h.withdrawn = true;
+  log::info("{}: handle {} on device {} closed: the device policy no longer gives it", peer_,
+            handle_id, h.device_id);
+  // URBs still waiting for their payload never reach the device; those on it are cancelled by
+  // the close and complete with NO_DEVICE (complete()).
+  std::vector<std::uint32_t> waiting;
+  for (const auto& [trans_id, urb] : urbs_) {
+    if (urb.handle == handle_id && !urb.dispatched && !urb.refused) waiting.push_back(trans_id);
+  }
+  for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
+  h.handle->close([self = shared_from_this(), handle_id, done = std::move(done)] {
+    auto it = self->handles_.find(handle_id);
+    if (it != self->handles_.end()) {
+      OpenHandle& closed = it->second;
+      // Released once the backend has let go of the interfaces: another client can claim them
+      // as soon as this one hears that the device left.
+      for (std::uint8_t iface : closed.claimed) {
+        self->registry_.sharing().release(closed.device_id, iface, {self.get(), handle_id});
+      }
+      closed.claimed.clear();
+      closed.handle.reset();
+      if (closed.closing) {
+        auto answer = std::move(closed.closed_after_withdrawal);
+        self->handles_.erase(it);
+        if (answer) answer();
+      }
+    }
+    done();
+  });
+}
+
+void Session::revoke(const std::string& why) {
+  revoked_ = true;
+  log::info("{}: revoked: {}: disconnecting the client, releasing what it held", peer_, why);
+  auto self = shared_from_this();
+  auto finish = [self] {
+    if (self->closed_) return;
+    self->connection_->send(wire::Error{
+        0, kAccess,
+        "this client's key was revoked at the agent (no longer in authorized_clients)"});
+    self->connection_->close_when_sent("key revoked", std::chrono::seconds(1));
+  };
+  std::vector<std::uint32_t> open;
+  for (const auto& [id, h] : handles_) {
+    if (!h.closing) open.push_back(id);
+  }
+  if (open.empty()) return finish();
+  auto remaining = std::make_shared<std::size_t>(open.size());
+  for (std::uint32_t id : open) {
+    close_handle(id, [remaining, finish] {
+      if (--*remaining == 0) finish();
+    });
+  }
 }
 
 // ---- handles and device requests -----------------------------------------------------------
@@ -208,7 +378,8 @@ Session::OpenHandle* Session::find_handle(std::uint32_t handle_id) {
 
 void Session::handle(wire::Open& m) {
   const ExportedDevice* device = registry_.find(m.device_id);
-  if (!device) return reply(m.id, kNoDevice);
+  // A device the policy hides is answered as one that does not exist: nothing tells them apart.
+  if (!device || !shown_.contains(m.device_id)) return reply(m.id, kNoDevice);
   if (topology::is_hub(device->info)) {
     // Hubs are listed as topology only: the agent's kernel drives them, and a client that
     // claimed one (or detached its driver) would cut off every device below it.
@@ -240,6 +411,15 @@ void Session::handle(wire::Close& m) {
 void Session::close_handle(std::uint32_t handle_id, std::function<void()> done) {
   OpenHandle& h = handles_.at(handle_id);
   h.closing = true;
+  if (h.withdrawn) {
+    // Its backend handle is closed already, or closing (then that close answers this one).
+    if (h.handle) {
+      h.closed_after_withdrawal = std::move(done);
+      return;
+    }
+    handles_.erase(handle_id);
+    return done();
+  }
   std::vector<std::uint32_t> mine;
   for (const auto& [trans_id, urb] : urbs_) {
     if (urb.handle == handle_id) mine.push_back(trans_id);
@@ -418,7 +598,8 @@ void Session::handle(wire::UrbCancel& m) {
   if (it == urbs_.end()) return;  // already completed: the completion is on its way
   Urb& urb = it->second;
   if (urb.dispatched) {
-    if (OpenHandle* h = find_handle(urb.handle)) h->handle->cancel(urb.transfer);
+    OpenHandle* h = find_handle(urb.handle);
+    if (h && h->handle) h->handle->cancel(urb.transfer);
     return;
   }
   // Not on the device yet (its payload was still arriving, or it was refused): it ends here.
@@ -502,6 +683,11 @@ void Session::complete(std::uint32_t trans_id, TransferPtr t) {
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return;
   const OpenHandle* h = find_handle(it->second.handle);
+  if (h && h->withdrawn && t->status == UrbStatus::Cancelled) {
+    // Cancelled by the withdrawal: for the client, the device went away.
+    t->status = UrbStatus::NoDevice;
+    for (auto& packet : t->iso_results) packet.status = UrbStatus::NoDevice;
+  }
   if (options_.capture) {
     const ExportedDevice* d = h ? registry_.find(h->device_id) : nullptr;
     options_.capture->completed(*t, d ? &d->info : nullptr);

@@ -20,12 +20,14 @@
 #include "agent/client_identity.h"
 #include "agent/connection_quota.h"
 #include "agent/device.h"
+#include "agent/device_policy.h"
 #include "agent/device_sharing.h"
 #include "agent/limits.h"
 #include "agent/pairing_window.h"
 #include "agent/registry.h"
 #include "agent/urb_capture.h"
 #include "common/log_limiter.h"
+#include "security/trust_files.h"
 #include "transport/framed_stream.h"
 #include "usbnet/pieces.h"
 
@@ -41,6 +43,10 @@ struct SessionOptions {
   std::shared_ptr<UrbCapture> capture;
   // Pairing with a one-time code (null: this agent has no keys, and pairing is refused).
   std::shared_ptr<PairingWindow> pairing;
+  // Which devices the client may see and use ([[allow]], device_policy.h); null: every one.
+  std::shared_ptr<const DevicePolicy> policy;
+  // Where the policy comes from, for log lines (the configuration file).
+  std::string policy_origin;
 };
 
 class Session : public transport::StreamHandler, public std::enable_shared_from_this<Session> {
@@ -74,7 +80,17 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void device_arrived(const wire::DeviceInfo& info);
   void device_left(std::uint32_t device_id);
 
+  // SIGHUP: the device policy and authorized_clients read again (`authorized` null: the file
+  // could not be read, and nobody is revoked for it). A TLS client whose key is no longer
+  // authorized (and whose certificate --client-ca did not issue) is disconnected once what it
+  // held is released; one whose rights changed loses the devices it may no longer use (as if
+  // they had left) and is told of those it may now use.
+  void reload(std::shared_ptr<const DevicePolicy> policy,
+              const security::AuthorizedClients* authorized);
+
   const std::string& peer() const { return peer_; }
+  // What the client may use (every device until its HELLO is accepted: it sees nothing before).
+  const DeviceRights& rights() const { return rights_; }
 
  private:
   struct OpenHandle {
@@ -83,6 +99,10 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
     std::set<std::uint8_t> claimed = {};
     bool gone = false;     // the device left: requests answer NO_DEVICE
     bool closing = false;  // CLOSE in progress
+    // The policy took the device away: the backend handle is closing (then null), and a CLOSE
+    // that comes meanwhile is answered when it has closed.
+    bool withdrawn = false;
+    std::function<void()> closed_after_withdrawal = {};
   };
   using EndpointKey = std::pair<std::uint32_t, std::uint8_t>;  // handle, endpoint (0: control)
   struct Urb {
@@ -124,6 +144,19 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   void protocol_violation(const std::string& what);
   OpenHandle* find_handle(std::uint32_t handle_id);
 
+  // The policy: who the client is to it, and the devices it is shown (those it may use and the
+  // hubs above them).
+  PolicyClient policy_client() const;
+  std::set<std::uint32_t> visible_devices() const;
+  // Shows the device (its hidden hubs first): DEVICE_ARRIVED for each.
+  void show(std::uint32_t device_id);
+  // Hides a device the client may no longer use: its handles on it end as on a device that
+  // left (their claims released, their backend handles closed), then DEVICE_LEFT.
+  void withdraw(std::uint32_t device_id);
+  void withdraw_handle(std::uint32_t handle_id, std::function<void()> done);
+  // The client's key was revoked: releases what it holds, then tells it and disconnects.
+  void revoke(const std::string& why);
+
   DeviceRegistry& registry_;
   SessionOptions options_;
   std::shared_ptr<transport::FramedStream> connection_;
@@ -133,6 +166,12 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
   bool closed_ = false;
   std::uint32_t next_handle_ = 1;
   std::map<std::uint32_t, OpenHandle> handles_;
+  DeviceRights rights_ = DeviceRights::every_device();
+  std::set<std::uint32_t> shown_;              // the device ids the client knows of
+  std::string paired_as_;                      // the comment of the key line its pairing just added
+  std::optional<std::string> name_on_reload_;  // its key line's comment as the last reload read it
+  std::set<std::uint32_t> leaving_;            // withdrawn, DEVICE_LEFT not sent yet
+  bool revoked_ = false;
   std::unordered_map<std::uint32_t, Urb> urbs_;
   std::map<EndpointKey, std::deque<std::uint32_t>> waiting_;  // not yet dispatched, in order
   wire::PieceAssembler assembler_;

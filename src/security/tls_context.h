@@ -46,6 +46,9 @@ struct PeerIdentity {
   std::optional<PublicKey> key;
   std::string fingerprint;
   std::string name;  // the key's comment, or the certificate's common name
+  // The organisation's CA issued its certificate (--client-ca): it stays admitted without an
+  // authorized_clients line.
+  bool ca_issued = false;
 };
 
 struct Verdict {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "security/key_store.h"
 
 namespace usbnet::security {
@@ -68,6 +70,37 @@ Expected<bool, std::string> authorize_client(const std::filesystem::path& path,
   }
   if (auto error = append_private_line(path, key.to_string())) return Unexpected{*error};
   return true;
+}
+
+Expected<std::vector<TrustedKey>, std::string> revoke_clients(const std::filesystem::path& path,
+                                                              std::string_view who) {
+  auto content = read_small_file(path, kMaxTrustFile);
+  if (!content) return Unexpected{content.error()};
+  const std::string text = content->value_or("");
+  auto clients = AuthorizedClients::parse(text, path.string());
+  if (!clients) return Unexpected{clients.error()};
+  std::vector<TrustedKey> removed;
+  for (const TrustedKey& k : clients->keys()) {
+    if (k.key.key.fingerprint() == who || k.key.comment == who) removed.push_back(k);
+  }
+  if (removed.empty()) return removed;
+  std::string rewritten;
+  int number = 0;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find('\n');
+    const std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    ++number;
+    const bool gone = std::any_of(removed.begin(), removed.end(),
+                                  [number](const TrustedKey& k) { return k.line == number; });
+    if (gone) continue;
+    rewritten += line;
+    rewritten += '\n';
+  }
+  auto written = write_private_file(path, rewritten, false);
+  if (!written) return Unexpected{written.error()};
+  return removed;
 }
 
 Expected<KnownAgents, std::string> KnownAgents::parse(std::string_view text,

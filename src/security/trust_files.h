@@ -44,6 +44,12 @@ class AuthorizedClients {
 // Adds a key line to authorized_clients unless the key is there already (then false).
 Expected<bool, std::string> authorize_client(const std::filesystem::path& path, const KeyLine& key);
 
+// Removes from authorized_clients every line whose key has the fingerprint `who` (SHA256:...)
+// or whose comment is `who`, keeping every other line as it was; returns the lines removed
+// (none: the file is left untouched).
+Expected<std::vector<TrustedKey>, std::string> revoke_clients(const std::filesystem::path& path,
+                                                              std::string_view who);
+
 class KnownAgents {
  public:
   static Expected<KnownAgents, std::string> parse(std::string_view text, const std::string& origin);

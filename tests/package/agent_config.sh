@@ -114,6 +114,32 @@ grep -q "^usbnet-agent: $WORK/syntax.toml:1:[0-9]*: " <<<"$message" ||
 message=$("$AGENT" --config "$WORK/missing.toml" 2>&1 || true)
 expect_error "$WORK/missing.toml" "$message"
 grep -q "^usbnet-agent: $WORK/missing.toml" <<<"$message" || fail "a missing file is not named: $message"
+say "[[allow]] tables: the device policy, after the settings"
+cat >"$WORK/policy.toml" <<TOML
+simulate = ["loopback", "mouse"]
+no-usb = true
+listen = "127.0.0.1:0"
+state-dir = "$WORK/state"
+
+[[allow]]
+clients = ["plaintext"]
+devices = ["1209:0002"]
+TOML
+agent --config "$WORK/policy.toml"
+listing=$("$CLI" list --agent "127.0.0.1:$PORT")
+echo "$listing"
+grep -q "1209:0002" <<<"$listing" || fail "the policy's device is not listed to a plaintext client"
+grep -q "1209:0001" <<<"$listing" && fail "a device the policy does not give is listed"
+grep -q "device policy: 1 \[\[allow\]\] table in $WORK/policy.toml" "$WORK/agent.log" ||
+  fail "the agent does not say it has a device policy"
+stop_agent
+printf '[[allow]]\nclients = ["*"]\ndevices = ["1209:0001", "usb-stick"]\n' >"$WORK/bad_rule.toml"
+expect_error "$WORK/bad_rule.toml" \
+  "usbnet-agent: $WORK/bad_rule.toml:3: [[allow]] table 1: devices: 'usb-stick' is not a device rule: expected VID:PID in hex (046d:c52b, 1209:*, or * for every device), class=HH, serial=TEXT or port=BUS-PORT[.PORT...]"
+printf '[[allow]]\nclients = ["*"]\ndevices = ["*"]\nexport = "*"\n' >"$WORK/late_key.toml"
+expect_error "$WORK/late_key.toml" \
+  "usbnet-agent: $WORK/late_key.toml:4: [[allow]] table 1: unknown key 'export' (a table has clients and devices; the agent's other settings go above the first [[allow]])"
+
 say "--write-udev-rules: the export list as udev rules, in a directory made for them"
 rules=$WORK/run/udev/rules.d/70-usbnet-agent.rules
 printf 'export = "0483:df11,1209:*"\n' >"$WORK/udev.toml"

@@ -72,6 +72,48 @@ TEST_CASE("authorized_clients: authorize appends once and keeps the file") {
   CHECK(read_text(path).find("# added by hand\n" + bob.to_string()) != std::string::npos);
 }
 
+TEST_CASE(
+    "authorized_clients: revoke removes the lines of a fingerprint or a name, keeps the rest") {
+  TempDir dir;
+  const auto path = dir / "authorized_clients";
+  const KeyLine alice = new_key("alice@laptop");
+  const KeyLine bob = new_key("bob");
+  const KeyLine alice_again = new_key("alice@laptop");
+  {
+    std::ofstream out(path);
+    out << "# the lab's clients\n"
+        << alice.to_string() << "\n\n"
+        << bob.to_string() << "\n"
+        << alice_again.to_string() << "\n";
+  }
+  // Nobody by that name: nothing removed, the file untouched.
+  auto none = revoke_clients(path, "carol");
+  REQUIRE(none);
+  CHECK(none->empty());
+  // By name: both of alice's lines.
+  auto by_name = revoke_clients(path, "alice@laptop");
+  REQUIRE(by_name);
+  REQUIRE(by_name->size() == 2);
+  CHECK((*by_name)[0].key.key == alice.key);
+  CHECK((*by_name)[0].line == 2);
+  CHECK((*by_name)[1].key.key == alice_again.key);
+  CHECK(read_text(path) == "# the lab's clients\n\n" + bob.to_string() + "\n");
+  // By fingerprint.
+  auto by_fingerprint = revoke_clients(path, bob.key.fingerprint());
+  REQUIRE(by_fingerprint);
+  CHECK(by_fingerprint->size() == 1);
+  CHECK(read_text(path) == "# the lab's clients\n\n");
+  CHECK(AuthorizedClients::load(path)->keys().empty());
+  // A malformed file is refused, naming its line, and left as it is.
+  {
+    std::ofstream out(path, std::ios::app);
+    out << "usbnet-ed25519 garbage\n";
+  }
+  auto refused = revoke_clients(path, "bob");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().find(path.string() + ":3:") == 0);
+}
+
 TEST_CASE("known_agents: entries by HOST:PORT, malformed lines named") {
   const KeyLine agent = new_key("usbnet-agent@lab");
   auto known = KnownAgents::parse("# pinned\nlab:3241 " + agent.to_string() + "\n", "known_agents");

@@ -11,6 +11,10 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "security/ed25519_key.h"
+#include "security/tls_context.h"
+#include "transport/tls_channel.h"
+
 namespace usbnet::test {
 
 namespace {
@@ -29,7 +33,43 @@ struct Collector : wire::MessageSink {
   }
 };
 
+int wait_for(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return 0;
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(left.count()));
+}
+
+short poll_events(transport::Readiness readiness) {
+  short events = 0;
+  if (readiness & transport::kReadable) events |= POLLIN;
+  if (readiness & transport::kWritable) events |= POLLOUT;
+  return events ? events : POLLIN;
+}
+
 }  // namespace
+
+WireClient::WireClient(std::uint16_t port, Tls tls) : WireClient(port) {
+  auto context = security::TlsContext::create(security::TlsRole::Client, tls.key);
+  if (!context) throw std::runtime_error("TLS context: " + context.error());
+  auto session = std::make_unique<security::TlsSession>(
+      std::move(*context), [](const security::PeerCertificate& agent) {
+        return security::Verdict::accept(security::PeerIdentity{
+            security::PeerIdentity::Trust::NewAgent, agent.key, agent.fingerprint, agent.subject});
+      });
+  tls_ = std::make_unique<transport::TlsChannel>(fd_, 65536, std::move(session));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    const transport::IoResult step = tls_->handshake();
+    if (step.status == transport::IoResult::Status::Done) break;
+    if (step.status != transport::IoResult::Status::WouldBlock ||
+        wait_for(fd_, poll_events(step.wait_for), deadline) <= 0) {
+      throw std::runtime_error("TLS handshake with the agent failed: " +
+                               (step.error.empty() ? std::string("timed out") : step.error));
+    }
+  }
+}
 
 WireClient::WireClient(std::uint16_t port, const char* host) {
   const bool v6 = std::string_view(host).find(':') != std::string_view::npos;
@@ -65,11 +105,42 @@ WireClient::WireClient(Adopt connected) : fd_(connected.fd) {
 WireClient::~WireClient() { close(); }
 
 void WireClient::close() {
-  if (fd_ >= 0) ::close(fd_);
+  if (tls_) {
+    tls_.reset();  // closes the socket
+  } else if (fd_ >= 0) {
+    ::close(fd_);
+  }
   fd_ = -1;
 }
 
+bool WireClient::write_tls(wire::ByteView bytes, std::chrono::steady_clock::time_point deadline,
+                           std::size_t& sent) {
+  while (sent < bytes.size() || tls_->has_pending_output()) {
+    const iovec iov{const_cast<std::uint8_t*>(bytes.data()) + sent, bytes.size() - sent};
+    const transport::IoResult r = tls_->write(std::span(&iov, sent < bytes.size() ? 1 : 0));
+    if (r.status == transport::IoResult::Status::Done && r.bytes > 0) {
+      sent += r.bytes;
+      continue;
+    }
+    if (r.status == transport::IoResult::Status::Failed) return false;
+    if (r.status == transport::IoResult::Status::Done && !tls_->has_pending_output()) continue;
+    // Blocked, or the tail of a record still to hand to the socket.
+    const short events =
+        r.status == transport::IoResult::Status::WouldBlock ? poll_events(r.wait_for) : POLLOUT;
+    if (wait_for(fd_, events, deadline) <= 0) return true;
+  }
+  return true;
+}
+
 void WireClient::send_raw(wire::ByteView bytes) {
+  if (tls_) {
+    std::size_t sent = 0;
+    if (!write_tls(bytes, std::chrono::steady_clock::now() + std::chrono::seconds(10), sent) ||
+        sent < bytes.size()) {
+      throw std::runtime_error("send failed");
+    }
+    return;
+  }
   std::size_t at = 0;
   while (at < bytes.size()) {
     const ssize_t n = ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
@@ -81,6 +152,10 @@ void WireClient::send_raw(wire::ByteView bytes) {
 std::size_t WireClient::send_some(wire::ByteView bytes, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::size_t at = 0;
+  if (tls_) {
+    write_tls(bytes, deadline, at);
+    return at;
+  }
   while (at < bytes.size()) {
     const ssize_t n =
         ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -102,13 +177,28 @@ void WireClient::send(const wire::Message& message) { send_raw(wire::encode(mess
 
 bool WireClient::read_some(std::chrono::milliseconds timeout) {
   if (peer_closed_ || fd_ < 0) return false;
-  pollfd p{fd_, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
   std::uint8_t buffer[65536];
-  const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-  if (n <= 0) {
-    peer_closed_ = true;
-    return false;
+  ssize_t n = 0;
+  if (tls_) {
+    if (!tls_->has_buffered_input() &&
+        wait_for(fd_, POLLIN, std::chrono::steady_clock::now() + timeout) <= 0) {
+      return false;
+    }
+    const transport::IoResult r = tls_->read(std::span(buffer, sizeof buffer));
+    if (r.status == transport::IoResult::Status::WouldBlock) return true;
+    if (r.status != transport::IoResult::Status::Done) {
+      peer_closed_ = true;
+      return false;
+    }
+    n = static_cast<ssize_t>(r.bytes);
+  } else {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    n = ::recv(fd_, buffer, sizeof buffer, 0);
+    if (n <= 0) {
+      peer_closed_ = true;
+      return false;
+    }
   }
   Collector sink(inbox_, heartbeats_);
   if (decoder_.feed(wire::ByteView(buffer, static_cast<std::size_t>(n)), sink)) {

@@ -4,11 +4,19 @@
 
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "usbnet/wire.h"
+
+namespace usbnet::security {
+class KeyPair;
+}
+namespace usbnet::transport {
+class ByteChannel;
+}
 
 namespace usbnet::test {
 
@@ -27,6 +35,13 @@ class WireClient {
  public:
   // `host`: an IPv4 or IPv6 address.
   explicit WireClient(std::uint16_t port, const char* host = "127.0.0.1");
+  // Over TLS, presenting `key` (as the shim does with the user's client_key); the agent's key
+  // is not checked (the tests' agents run on this machine). Throws if the handshake fails; a
+  // client the agent refuses finds the connection closed at its first receive.
+  struct Tls {
+    const security::KeyPair& key;
+  };
+  WireClient(std::uint16_t port, Tls tls);
   // Takes over a connected socket (the accepted side, for a test that plays the agent).
   struct Adopt {
     int fd;
@@ -64,8 +79,12 @@ class WireClient {
 
  private:
   bool read_some(std::chrono::milliseconds timeout);
+  // Over TLS: moves what the channel takes; false once the connection failed.
+  bool write_tls(wire::ByteView bytes, std::chrono::steady_clock::time_point deadline,
+                 std::size_t& sent);
 
   int fd_ = -1;
+  std::unique_ptr<transport::ByteChannel> tls_;  // owns fd_ when set
   bool peer_closed_ = false;
   wire::StreamDecoder decoder_;
   std::deque<Received> inbox_;
