@@ -1,6 +1,7 @@
 #include "bench/raw_tcp.h"
 
 #include "bench/loopback_socket.h"
+#include "bench/raw_command.h"
 #include "bench/warm_up.h"
 
 #include <signal.h>
@@ -20,16 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A command: what the server does on this connection.
-enum Mode : std::uint32_t {
-  kPingPong = 0,   // answer every `request`-byte message with `response` bytes
-  kStreamOut = 1,  // send `total` bytes in `response`-byte writes
-  kStreamIn = 2,   // read `total` bytes in `request`-byte reads, then send one byte
-};
-struct Command {
-  std::uint32_t mode, request, response;
-  std::uint64_t total;
-};
+using Command = RawCommand;
 
 // The server: one connection at a time, one command per connection. It answers the command
 // with one byte, so that the client starts its clock on a connection that is fully set up.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bench/loopback_socket.h"
+#include "bench/raw_command.h"
 #include "bench/warm_up.h"
 #include "security/tls_context.h"
 
@@ -26,16 +27,7 @@ using security::TlsContext;
 using security::TlsRole;
 using security::TlsSession;
 
-// What the server does on a connection (as raw_tcp.cpp's server).
-enum Mode : std::uint32_t {
-  kPingPong = 0,   // answer every `request`-byte message with `response` bytes
-  kStreamOut = 1,  // send `total` bytes in `response`-byte writes
-  kStreamIn = 2,   // read `total` bytes in `request`-byte reads, then send one byte
-};
-struct Command {
-  std::uint32_t mode, request, response;
-  std::uint64_t total;
-};
+using Command = RawCommand;
 
 std::shared_ptr<TlsContext> make_context(TlsRole role, const security::KeyPair& key) {
   auto made = TlsContext::create(role, key);

@@ -29,6 +29,24 @@ std::optional<std::string> for_each_entry(std::string_view text, Fn&& fn) {
   return std::nullopt;
 }
 
+// The file's text with each line replaced by what `fn(line_number, line)` returns (nullopt:
+// the line is dropped); every line ends with a newline afterwards.
+template <typename Fn>
+std::string rewrite_lines(std::string_view text, Fn&& fn) {
+  std::string rewritten;
+  int number = 0;
+  while (!text.empty()) {
+    const std::size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    const std::optional<std::string_view> kept = fn(++number, line);
+    if (!kept) continue;
+    rewritten += *kept;
+    rewritten += '\n';
+  }
+  return rewritten;
+}
+
 }  // namespace
 
 Expected<AuthorizedClients, std::string> AuthorizedClients::parse(std::string_view text,
@@ -84,20 +102,13 @@ Expected<std::vector<TrustedKey>, std::string> revoke_clients(const std::filesys
     if (k.key.key.fingerprint() == who || k.key.comment == who) removed.push_back(k);
   }
   if (removed.empty()) return removed;
-  std::string rewritten;
-  int number = 0;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const std::size_t end = rest.find('\n');
-    const std::string_view line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
-    ++number;
-    const bool gone = std::any_of(removed.begin(), removed.end(),
-                                  [number](const TrustedKey& k) { return k.line == number; });
-    if (gone) continue;
-    rewritten += line;
-    rewritten += '\n';
-  }
+  const std::string rewritten = rewrite_lines(
+      text, [&](int number, std::string_view line) -> std::optional<std::string_view> {
+        const bool gone = std::any_of(removed.begin(), removed.end(),
+                                      [number](const TrustedKey& k) { return k.line == number; });
+        if (gone) return std::nullopt;
+        return line;
+      });
   auto written = write_private_file(path, rewritten, false);
   if (!written) return Unexpected{written.error()};
   return removed;
@@ -160,17 +171,9 @@ Expected<bool, std::string> pin_agent(const std::filesystem::path& path, const s
     return true;
   }
   // Replace the old line, keep every other line as it was.
-  std::string rewritten;
-  int number = 0;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const std::size_t end = rest.find('\n');
-    const std::string_view line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
-    ++number;
-    rewritten += number == pinned->line ? std::string_view(entry) : line;
-    rewritten += '\n';
-  }
+  const std::string rewritten = rewrite_lines(text, [&](int number, std::string_view line) {
+    return std::optional<std::string_view>(number == pinned->line ? std::string_view(entry) : line);
+  });
   auto written = write_private_file(path, rewritten, false);
   if (!written) return Unexpected{written.error()};
   return true;
