@@ -128,7 +128,7 @@ check_tls() {
   # handshake, its key named in the agent's log.
   local stranger=$LAB_DIR/client-stranger stranger_fp
   rm -rf "$stranger"
-  USBNET_CONFIG_DIR=$stranger "$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --yes >/dev/null 2>&1 ||
+  USBNET_CONFIG_DIR=$stranger "$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --yes --timeout "$USBNET_CONNECT_TIMEOUT_MS" >/dev/null 2>&1 ||
     die "usbnet pair (pinning only) with the guest's agent failed"
   stranger_fp=$(USBNET_CONFIG_DIR=$stranger "$USBNET_CLI" key 2>&1 >/dev/null | grep -o 'SHA256:[^ ]*' | head -1)
   out=$(USBNET_CONFIG_DIR=$stranger shim lsusb -d $STORAGE_ID 2>&1) || true

@@ -46,6 +46,9 @@ USBNET_CLI=$BUILD_DIR/src/cli/usbnet
 # The host's shim is a client of its own, paired with the guest's agent at each boot (a key in
 # the build's lab directory, not the user's ~/.config/usbnet): the checks run over TLS.
 export USBNET_CONFIG_DIR=$LAB_DIR/client
+# The guest's CPU is emulated: its side of a TLS handshake (and an agent busy enumerating after a
+# hotplug) can take the shim's default 3 s to connect when the host is loaded; a slow board's.
+export USBNET_CONNECT_TIMEOUT_MS=${USBNET_CONNECT_TIMEOUT_MS:-15000}
 LAB_PROGRAM_NAMES=(msc_check msc_read hid_reports hid_latency ccid_check unplug_watch mixed_events
   tcp_source run_timed)
 

@@ -140,7 +140,8 @@ pair_with_guest() {
   local code out
   code=$(guest 30 '/lab/bin/usbnet-agent pair --valid 120' | sed -n 's/^Pairing code: //p')
   [ -n "$code" ] || die "usbnet-agent pair gave no code in the guest"
-  out=$("$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --code "$code" --yes --replace 2>&1) ||
+  out=$("$USBNET_CLI" pair "127.0.0.1:$AGENT_PORT" --code "$code" --yes --replace \
+    --timeout "$USBNET_CONNECT_TIMEOUT_MS" 2>&1) ||
     die "usbnet pair with the guest's agent failed: $out"
   say "paired with the guest's agent ($(grep -o 'SHA256:[^ ]*' <<<"$out" | head -1))"
 }
