@@ -78,6 +78,19 @@ log::Limiter& protocol_fault_log() {
   static log::Limiter limiter;
   return limiter;
 }
+
+// Runs `step(id, done)` for each id, and `then` once each step has called its `done` (at once
+// when there are none).
+template <typename Step>
+void each_then(const std::vector<std::uint32_t>& ids, Step step, std::function<void()> then) {
+  if (ids.empty()) return then();
+  auto remaining = std::make_shared<std::size_t>(ids.size());
+  for (std::uint32_t id : ids) {
+    step(id, [remaining, then] {
+      if (--*remaining == 0) then();
+    });
+  }
+}
 }  // namespace
 
 // Reported once, by on_closed.
@@ -242,11 +255,7 @@ void Session::device_left(std::uint32_t device_id) {
     h.gone = true;
     h.claimed.clear();
     // URBs still waiting for their payload never reached the device: they end here.
-    std::vector<std::uint32_t> waiting;
-    for (const auto& [trans_id, urb] : urbs_) {
-      if (urb.handle == id && !urb.dispatched && !urb.refused) waiting.push_back(trans_id);
-    }
-    for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
+    refuse_waiting_on(id, UrbStatus::NoDevice);
   }
   if (shown_.erase(device_id) && hello_done_) connection_->send(wire::DeviceLeft{device_id});
 }
@@ -302,13 +311,9 @@ void Session::withdraw(std::uint32_t device_id) {
     const ExportedDevice* d = self->registry_.find(device_id);
     if (d && self->rights_.may_use(d->info)) self->show(device_id);
   };
-  if (mine.empty()) return told();
-  auto remaining = std::make_shared<std::size_t>(mine.size());
-  for (std::uint32_t id : mine) {
-    withdraw_handle(id, [remaining, told] {
-      if (--*remaining == 0) told();
-    });
-  }
+  each_then(
+      mine, [this](std::uint32_t id, std::function<void()> done) { withdraw_handle(id, done); },
+      told);
 }
 
 void Session::withdraw_handle(std::uint32_t handle_id, std::function<void()> done) {
@@ -319,11 +324,7 @@ void Session::withdraw_handle(std::uint32_t handle_id, std::function<void()> don
             handle_id, h.device_id);
   // URBs still waiting for their payload never reach the device; those on it are cancelled by
   // the close and complete with NO_DEVICE (complete()).
-  std::vector<std::uint32_t> waiting;
-  for (const auto& [trans_id, urb] : urbs_) {
-    if (urb.handle == handle_id && !urb.dispatched && !urb.refused) waiting.push_back(trans_id);
-  }
-  for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, UrbStatus::NoDevice);
+  refuse_waiting_on(handle_id, UrbStatus::NoDevice);
   h.handle->close([self = shared_from_this(), handle_id, done = std::move(done)] {
     auto it = self->handles_.find(handle_id);
     if (it != self->handles_.end()) {
@@ -356,17 +357,7 @@ void Session::revoke(const std::string& why) {
         "this client's key was revoked at the agent (no longer in authorized_clients)"});
     self->connection_->close_when_sent("key revoked", std::chrono::seconds(1));
   };
-  std::vector<std::uint32_t> open;
-  for (const auto& [id, h] : handles_) {
-    if (!h.closing) open.push_back(id);
-  }
-  if (open.empty()) return finish();
-  auto remaining = std::make_shared<std::size_t>(open.size());
-  for (std::uint32_t id : open) {
-    close_handle(id, [remaining, finish] {
-      if (--*remaining == 0) finish();
-    });
-  }
+  close_open_handles(finish);
 }
 
 // ---- handles and device requests -----------------------------------------------------------
@@ -662,6 +653,14 @@ void Session::refuse_waiting(std::uint32_t trans_id, UrbStatus status) {
   if (!assembler_.expecting(trans_id)) fail_urb(trans_id, status);
 }
 
+void Session::refuse_waiting_on(std::uint32_t handle_id, UrbStatus status) {
+  std::vector<std::uint32_t> waiting;
+  for (const auto& [trans_id, urb] : urbs_) {
+    if (urb.handle == handle_id && !urb.dispatched && !urb.refused) waiting.push_back(trans_id);
+  }
+  for (std::uint32_t trans_id : waiting) refuse_waiting(trans_id, status);
+}
+
 void Session::fail_urb(std::uint32_t trans_id, UrbStatus status) {
   auto it = urbs_.find(trans_id);
   if (it == urbs_.end()) return;
@@ -731,22 +730,19 @@ bool Session::hello_deadline_passed(std::chrono::milliseconds timeout) {
 
 void Session::shut_down() {
   if (closed_) return;
-  auto self = shared_from_this();
-  auto remaining = std::make_shared<std::size_t>(0);
-  auto finish = [self] {
+  close_open_handles([self = shared_from_this()] {
     self->connection_->close_when_sent("agent shutting down", std::chrono::seconds(1));
-  };
+  });
+}
+
+void Session::close_open_handles(std::function<void()> then) {
   std::vector<std::uint32_t> open;
   for (const auto& [id, h] : handles_) {
     if (!h.closing) open.push_back(id);
   }
-  if (open.empty()) return finish();
-  *remaining = open.size();
-  for (std::uint32_t id : open) {
-    close_handle(id, [remaining, finish] {
-      if (--*remaining == 0) finish();
-    });
-  }
+  each_then(
+      open, [this](std::uint32_t id, std::function<void()> done) { close_handle(id, done); },
+      std::move(then));
 }
 
 void Session::on_closed(const std::string& reason) {

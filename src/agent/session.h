@@ -133,11 +133,15 @@ class Session : public transport::StreamHandler, public std::enable_shared_from_
 
   void device_request(std::uint32_t id, std::uint32_t handle_id, const DeviceRequest& request);
   void close_handle(std::uint32_t handle_id, std::function<void()> done);
+  // Closes every handle not closing already; `then` once all are closed.
+  void close_open_handles(std::function<void()> then);
   void pump(EndpointKey key);  // by value: dispatching may erase the URB it came from
   void dispatch(std::uint32_t trans_id);
   void complete(std::uint32_t trans_id, TransferPtr transfer);
   void fail_urb(std::uint32_t trans_id, wire::UrbStatus status);
   void refuse_waiting(std::uint32_t trans_id, wire::UrbStatus status);
+  // Every URB of the handle that has not reached the device yet (its payload still arriving).
+  void refuse_waiting_on(std::uint32_t handle_id, wire::UrbStatus status);
   void reply(std::uint32_t id, std::int32_t result, std::uint32_t value = 0);
   // A request the sharing rules refuse: ERROR with the reason (one log line per interval).
   void refuse(std::uint32_t id, const Refusal& refusal);
