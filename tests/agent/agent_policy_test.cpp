@@ -37,6 +37,14 @@ struct ClientKey {
   std::string fingerprint() const { return pair.public_key().fingerprint(); }
 };
 
+// A wire client over TLS presenting `key`, past its HELLO.
+struct TlsClient : WireClient {
+  TlsClient(const AgentProcess& agent, const ClientKey& key)
+      : WireClient(agent.port(), Tls{key.pair}) {
+    handshake();
+  }
+};
+
 // The agent's configuration file, rewritten by the tests.
 class ConfigFile {
  public:
@@ -130,14 +138,10 @@ devices = ["*"]
   for (const ClientKey* k : {&alice, &bob, &carol, &admin}) agent.authorize(k->line());
   REQUIRE(agent.process().wait_for_output("device policy: 3 [[allow]] tables in", 5s));
 
-  WireClient all(agent.port(), WireClient::Tls{admin.pair});
-  all.handshake();
-  WireClient a(agent.port(), WireClient::Tls{alice.pair});
-  a.handshake();
-  WireClient b(agent.port(), WireClient::Tls{bob.pair});
-  b.handshake();
-  WireClient c(agent.port(), WireClient::Tls{carol.pair});
-  c.handshake();
+  TlsClient all(agent, admin);
+  TlsClient a(agent, alice);
+  TlsClient b(agent, bob);
+  TlsClient c(agent, carol);
   WireClient plain(agent.port());  // a plaintext client of this machine
   plain.handshake();
 
@@ -199,10 +203,8 @@ devices = ["1209:0002"]
   AgentProcess agent(agent_args(config));
   agent.authorize(alice.line());
   agent.authorize(bob.line());
-  WireClient a(agent.port(), WireClient::Tls{alice.pair});
-  a.handshake();
-  WireClient b(agent.port(), WireClient::Tls{bob.pair});
-  b.handshake();
+  TlsClient a(agent, alice);
+  TlsClient b(agent, bob);
 
   // Alice's loopback leaves the bus and comes back as a new device.
   auto h = a.request(wire::Open{0, device_with_product(a, kLoopback)});
@@ -306,12 +308,9 @@ TEST_CASE(
                                    config.path().string()};
   AgentProcess agent(args);
   for (const ClientKey* k : {&alice, &bob, &carol}) agent.authorize(k->line());
-  WireClient a(agent.port(), WireClient::Tls{alice.pair});
-  a.handshake();
-  WireClient b(agent.port(), WireClient::Tls{bob.pair});
-  b.handshake();
-  WireClient c(agent.port(), WireClient::Tls{carol.pair});
-  c.handshake();
+  TlsClient a(agent, alice);
+  TlsClient b(agent, bob);
+  TlsClient c(agent, carol);
 
   // Alice holds the loopback's interface, with an IN transfer waiting on it; Bob has it open
   // and cannot claim it; Carol works on the other loopback.
@@ -375,10 +374,8 @@ TEST_CASE("revoke, then SIGHUP: the revoked client is disconnected and its claim
   AgentProcess agent(agent_args(config));
   agent.authorize(alice.line());
   agent.authorize(bob.line());
-  WireClient a(agent.port(), WireClient::Tls{alice.pair});
-  a.handshake();
-  WireClient b(agent.port(), WireClient::Tls{bob.pair});
-  b.handshake();
+  TlsClient a(agent, alice);
+  TlsClient b(agent, bob);
   const std::uint32_t ha = open_claimed(a, kLoopback);
   REQUIRE(ha != 0);
   const std::uint32_t hb = b.request(wire::Open{0, device_with_product(b, kLoopback)}).value();
@@ -404,10 +401,7 @@ TEST_CASE("revoke, then SIGHUP: the revoked client is disconnected and its claim
   CHECK(revoked.out.find("systemctl reload usbnet-agent") != std::string::npos);
   // Until the reload, the connected client keeps working; new connections with it are refused.
   CHECK(a.request(wire::GetConfiguration{0, ha}));
-  CHECK_THROWS([&] {
-    WireClient again(agent.port(), WireClient::Tls{alice.pair});
-    again.handshake();
-  }());
+  CHECK_THROWS([&] { TlsClient again(agent, alice); }());
 
   reload(agent, 1);
   // Alice is told, and disconnected; her claim is gone, so Bob takes the interface at once.
@@ -435,8 +429,7 @@ TEST_CASE("SIGHUP with a bad file keeps the policy in force, and the agent up") 
       "heartbeat = 5000\n\n[[allow]]\nclients = [\"alice\"]\ndevices = [\"1209:0001\"]\n");
   AgentProcess agent(agent_args(config));
   agent.authorize(alice.line());
-  WireClient a(agent.port(), WireClient::Tls{alice.pair});
-  a.handshake();
+  TlsClient a(agent, alice);
   const std::uint32_t ha = open_claimed(a, kLoopback);
   REQUIRE(ha != 0);
 
